@@ -1,0 +1,23 @@
+# Two user-facing targets: `make demo` and `make test`. Both set up .venv themselves.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: help demo test venv
+
+help:
+	@echo "make demo   run the flagship example DAG against a local Rivya emulator (images land in ./output)"
+	@echo "make test   lint (ruff), format check, mypy --strict, then the test suite"
+
+venv:
+	@./scripts/bootstrap.sh
+
+demo: venv
+	@$(BIN)/python scripts/demo.py
+
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict rivya_provider
+	$(BIN)/python -m pytest

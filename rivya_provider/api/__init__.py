@@ -1,0 +1,1 @@
+"""Airflow-free client for the Rivya Public API v1: models, errors, sync and async clients."""

@@ -1,0 +1,1 @@
+"""Local Rivya API emulator (Airflow-free; never imports ``rivya_provider.api``)."""

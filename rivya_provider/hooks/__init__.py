@@ -1,0 +1,1 @@
+"""Airflow hooks: the ``rivya`` connection type."""

@@ -1,0 +1,1 @@
+"""Testing helpers for users' own DAG tests (pytest plugin with emulator fixtures)."""

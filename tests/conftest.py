@@ -1,0 +1,12 @@
+"""Test-wide setup: an isolated, throwaway Airflow home so tests never touch ~/airflow."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Set before anything imports Airflow: its configuration is read once, at import time.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="rivya-tests-airflow-")
+os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")

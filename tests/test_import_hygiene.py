@@ -1,0 +1,48 @@
+"""Importing the package must be cheap and side-effect free (DAG files are parsed often)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+# Runs in a fresh interpreter so nothing imported by pytest or other tests leaks in. Any socket
+# creation raises, so a network call at import time fails the check loudly.
+_PROBE = textwrap.dedent(
+    """
+    import socket, sys
+
+    class _NoNetwork(socket.socket):
+        def __init__(self, *a, **k):
+            raise AssertionError("network access at import time")
+
+    socket.socket = _NoNetwork
+    socket.create_connection = lambda *a, **k: (_ for _ in ()).throw(AssertionError("net"))
+
+    import {modules}
+
+    heavy = sorted(
+        m for m in sys.modules
+        if m.split(".")[0] in {{"airflow", "sqlalchemy", "httpx", "PIL", "fastapi", "uvicorn"}}
+    )
+    print(",".join(heavy))
+    """
+)
+
+
+def _imported_heavy_modules(*modules: str) -> list[str]:
+    code = _PROBE.format(modules=", ".join(modules))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    line = out.stdout.strip()
+    return line.split(",") if line else []
+
+
+def test_importing_the_package_pulls_in_neither_airflow_nor_http_stack() -> None:
+    assert _imported_heavy_modules("rivya_provider", "rivya_provider.get_provider_info") == []
+
+
+def test_probe_detects_heavy_imports() -> None:
+    # Guard against a probe that can never fail: importing Airflow's ORM must be reported.
+    assert "sqlalchemy" in _imported_heavy_modules("sqlalchemy")
