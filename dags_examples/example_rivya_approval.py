@@ -1,0 +1,107 @@
+"""Generate candidate images, let a person pick one, publish only the approved image.
+
+Use it when a human must sign off before an image goes live: brand assets, customer-facing
+pages. Two candidates are generated; Airflow's human-in-the-loop ``HITLOperator`` then shows them
+(image URLs in the body, rendered as Markdown in the "Required actions" page of the Airflow UI)
+and waits, without holding a worker slot, for someone to choose "Publish candidate 1",
+"Publish candidate 2" or "Reject all". Only the chosen file is copied to
+``$RIVYA_OUTPUT_DIR/approval/published/``; on "Reject all" the publish step is skipped and nothing
+is published. Answer from the UI, or through the REST API::
+
+    PATCH /api/v2/dags/example_rivya_approval/dagRuns/{run_id}/taskInstances/review/-1/hitlDetails
+    {"chosen_options": ["Publish candidate 1"], "params_input": {}}
+
+Needs Airflow 3.1+ (human-in-the-loop lives in the ``standard`` provider).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import HITLOperator
+from airflow.sdk import dag, task
+
+from rivya_provider.operators.generate import RivyaGenerateImageOperator
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUTPUT_DIR = os.environ.get("RIVYA_OUTPUT_DIR") or os.path.join(os.path.dirname(HERE), "output")
+APPROVAL_DIR = f"{OUTPUT_DIR}/approval"
+
+BRIEF = "A hero banner for an autumn sale of hand-made ceramics"
+CANDIDATE_STYLES = ["warm watercolour illustration", "crisp studio photograph"]
+OPTIONS = [f"Publish candidate {n}" for n in range(1, len(CANDIDATE_STYLES) + 1)]
+REJECT = "Reject all"
+# One folder of candidates per run; run ids hold ':' and '+', which some storages dislike.
+RUN_FOLDER = "{{ run_id | replace(':', '-') | replace('+', '') }}"
+
+
+@dag(
+    schedule=None,
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    tags=["rivya", "example", "human-in-the-loop"],
+    doc_md=__doc__,
+)
+def example_rivya_approval() -> None:
+    candidates = RivyaGenerateImageOperator.partial(
+        task_id="generate_candidates",
+        image_size="landscape_16_9",
+        output_path=APPROVAL_DIR
+        + "/candidates/{{ run_id | replace(':', '-') | replace('+', '') }}",
+        deferrable=True,
+    ).expand(prompt=[f"{BRIEF}, {style}" for style in CANDIDATE_STYLES])
+
+    @task
+    def review_body(manifests: list[dict[str, Any]]) -> str:
+        """Markdown for the reviewer: each candidate's image, URL and generation id."""
+        lines = [f"**Brief:** {BRIEF}", ""]
+        for number, manifest in enumerate(manifests, start=1):
+            url = manifest["primary_url"]
+            lines += [
+                f"### Candidate {number}",
+                f"![candidate {number}]({url})",
+                f"[{url}]({url}) (generation `{manifest['generation_id']}`)",
+                "",
+            ]
+        return "\n".join(lines)
+
+    review = HITLOperator(
+        task_id="review",
+        subject="Which banner should be published?",
+        body="{{ ti.xcom_pull(task_ids='review_body') }}",
+        options=[*OPTIONS, REJECT],
+        response_timeout=timedelta(days=3),
+    )
+
+    @task
+    def publish(decision: dict[str, Any], manifests: list[dict[str, Any]]) -> str:
+        """Copy the approved candidate to the published folder; skip on "Reject all"."""
+        import shutil
+
+        from airflow.sdk import ObjectStoragePath
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        choice = decision["chosen_options"][0]
+        if choice not in OPTIONS:
+            raise AirflowSkipException(f"Reviewer chose {choice!r}: nothing is published")
+        manifest = list(manifests)[OPTIONS.index(choice)]
+        source = ObjectStoragePath(_uri(manifest["images"][0]["path"]))
+        target_dir = ObjectStoragePath(_uri(f"{APPROVAL_DIR}/published"))
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / source.name
+        with source.open("rb") as src, target.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+        return str(target)
+
+    body = review_body(candidates.output)
+    body >> review
+    publish(review.output, candidates.output)
+
+
+def _uri(path: str) -> str:
+    return path if "://" in path else f"file://{path}"
+
+
+example_rivya_approval()
