@@ -1,0 +1,246 @@
+"""Fixtures for running the example DAGs with ``dag.test()`` against the emulator.
+
+``examples`` copies ``dags_examples/`` (with its ``assets/``) into the throwaway dags folder
+(``dag.test()`` needs the DAG file there, to serialize it) and imports the example modules with
+``RIVYA_OUTPUT_DIR`` pointing at a temporary folder.
+
+``hitl_responder`` answers a human-in-the-loop task from a background thread while ``dag.test()``
+runs. On Airflow 3.3 ``dag.test()`` leaves a HITL task parked in ``awaiting_input`` and polls the
+DB every second until something outside records a response. The responder waits until the task's
+HITL detail row exists and the task instance is ``awaiting_input``, then records the answer by
+calling the REST endpoint's own function, ``update_hitl_detail`` (the body of
+``PATCH /api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails``)
+with a DB session and a reviewer user: the same validation, the same write of
+``chosen_options``/``params_input``/``responded_by``/``responded_at``, and the same event-driven
+resume (``handle_event_submit`` flips the task to ``scheduled`` with the response as its event),
+just without HTTP. If no task is waiting before its deadline it fails the run, so ``dag.test()``
+returns instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "dags_examples"
+EXAMPLE_FILES = sorted(EXAMPLES.glob("example_*.py"))
+
+
+@pytest.fixture(scope="session")
+def examples_airflow_db() -> None:
+    """``airflow db migrate`` once per session (SQLite in the throwaway AIRFLOW_HOME)."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
+
+
+class Examples:
+    """The example DAG modules, copied into the dags folder and imported once per session."""
+
+    def __init__(self, output_dir: Path) -> None:
+        self.output_dir = output_dir
+        self.dags_folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+        self._modules: dict[str, ModuleType] = {}
+
+    def install(self) -> None:
+        shutil.copytree(EXAMPLES / "assets", self.dags_folder / "assets", dirs_exist_ok=True)
+        for source in EXAMPLE_FILES:
+            shutil.copy2(source, self.dags_folder / source.name)
+
+    def dag(self, name: str) -> Any:
+        """The ``DAG`` of ``dags_examples/<name>.py`` (imported from the dags-folder copy)."""
+        if name not in self._modules:
+            path = self.dags_folder / f"{name}.py"
+            spec = importlib.util.spec_from_file_location(f"rivya_examples_{name}", path)
+            assert spec is not None
+            assert spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            self._modules[name] = module
+        return getattr(self._modules[name], name)()  # the @dag factory builds the DAG
+
+    @staticmethod
+    def xcom(dag_run: Any, task_id: str, map_index: int = -1, key: str = "return_value") -> Any:
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            row = session.scalars(
+                select(XComModel).where(
+                    XComModel.dag_id == dag_run.dag_id,
+                    XComModel.run_id == dag_run.run_id,
+                    XComModel.task_id == task_id,
+                    XComModel.key == key,
+                    XComModel.map_index == map_index,
+                )
+            ).first()
+            return None if row is None else XComModel.deserialize_value(row)
+
+    @staticmethod
+    def task_states(dag_run: Any) -> dict[tuple[str, int], str]:
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            tis = session.scalars(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
+                )
+            ).all()
+            return {(ti.task_id, ti.map_index): str(ti.state) for ti in tis}
+
+
+@pytest.fixture(scope="session")
+def examples_output_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("rivya-example-output")
+
+
+@pytest.fixture(scope="session")
+def examples(examples_airflow_db: None, examples_output_dir: Path) -> Iterator[Examples]:
+    previous = os.environ.get("RIVYA_OUTPUT_DIR")
+    os.environ["RIVYA_OUTPUT_DIR"] = str(examples_output_dir)
+    harness = Examples(examples_output_dir)
+    harness.install()
+    try:
+        yield harness
+    finally:
+        if previous is None:
+            os.environ.pop("RIVYA_OUTPUT_DIR", None)
+        else:
+            os.environ["RIVYA_OUTPUT_DIR"] = previous
+
+
+class HITLResponder:
+    """Answers one human-in-the-loop task of a ``dag.test()`` run from a background thread."""
+
+    def __init__(
+        self,
+        dag_id: str,
+        task_id: str,
+        chosen_options: list[str],
+        *,
+        map_index: int = -1,
+        params_input: dict[str, Any] | None = None,
+        reviewer: str = "reviewer",
+        deadline: float = 120.0,
+    ) -> None:
+        self.dag_id = dag_id
+        self.task_id = task_id
+        self.map_index = map_index
+        self.chosen_options = chosen_options
+        self.params_input = params_input or {}
+        self.reviewer = reviewer
+        self.deadline = deadline
+        self.run_id: str | None = None
+        self.hitl_body: str | None = None
+        self.response: Any = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="hitl-responder", daemon=True)
+
+    def __enter__(self) -> HITLResponder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join(timeout=30)
+
+    def _main(self) -> None:
+        try:
+            self._answer_when_waiting()
+        except BaseException as exc:
+            self.error = exc
+            self._fail_waiting_runs()
+
+    def _waiting(self, session: Any) -> Any:
+        """The awaiting-input task instance of our task that has no response yet, or None."""
+        from airflow.models.hitl import HITLDetail
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.state import TaskInstanceState
+        from sqlalchemy import select
+
+        return session.scalars(
+            select(TaskInstance)
+            .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id)
+            .where(
+                TaskInstance.dag_id == self.dag_id,
+                TaskInstance.task_id == self.task_id,
+                TaskInstance.map_index == self.map_index,
+                TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
+                HITLDetail.chosen_options.is_(None),
+            )
+        ).first()
+
+    def _answer_when_waiting(self) -> None:
+        from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+        from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+        from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+        from airflow.utils.session import create_session
+
+        stop_at = time.monotonic() + self.deadline
+        while time.monotonic() < stop_at:
+            with create_session() as session:
+                ti = self._waiting(session)
+                if ti is not None:
+                    self.run_id = ti.run_id
+                    self.hitl_body = ti.hitl_detail.body if ti.hitl_detail else None
+                    self.response = update_hitl_detail(
+                        dag_id=self.dag_id,
+                        dag_run_id=ti.run_id,
+                        task_id=self.task_id,
+                        update_hitl_detail_payload=UpdateHITLDetailPayload(
+                            chosen_options=self.chosen_options, params_input=self.params_input
+                        ),
+                        user=SimpleAuthManagerUser(username=self.reviewer, role="admin"),
+                        session=session,
+                        map_index=self.map_index,
+                    )
+                    return
+            time.sleep(0.5)
+        raise TimeoutError(f"{self.dag_id}.{self.task_id} never waited for input")
+
+    def _fail_waiting_runs(self) -> None:
+        """Unblock ``dag.test()``: fail any run of ours still parked on this task."""
+        from airflow.models.dagrun import DagRun
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from airflow.utils.state import DagRunState, TaskInstanceState
+        from sqlalchemy import select
+
+        with create_session() as session:
+            for ti in session.scalars(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == self.dag_id,
+                    TaskInstance.task_id == self.task_id,
+                    TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
+                )
+            ):
+                ti.state = TaskInstanceState.FAILED
+                for run in session.scalars(
+                    select(DagRun).where(DagRun.dag_id == self.dag_id, DagRun.run_id == ti.run_id)
+                ):
+                    run.state = DagRunState.FAILED
+
+
+@pytest.fixture
+def hitl_responder() -> type[HITLResponder]:
+    """``with hitl_responder(dag_id, task_id, ["Approve"]): dag.test()`` answers the HITL task."""
+    return HITLResponder
