@@ -1,0 +1,585 @@
+"""Sans-IO core shared by :class:`RivyaClient` and :class:`AsyncRivyaClient`.
+
+Every API operation is written once, here, as a generator that *yields effects* (send this
+request, sleep this long, read the next chunk, close this response) and receives their
+results. Request building, response parsing, retry decisions, the polling state machine and
+download bookkeeping all live here; the two clients only perform effects, one with blocking
+calls and one with ``await``. See :class:`Session` for the stepping protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
+from typing import IO, Any, Generic, Protocol, TypeVar, cast
+from urllib.parse import quote
+
+import httpx
+import tenacity
+from pydantic import BaseModel, ValidationError
+
+from rivya_provider import __version__
+from rivya_provider.api._retry import retry_policy
+from rivya_provider.api._upload_stream import PreparedUpload
+from rivya_provider.api.config import ClientConfig
+from rivya_provider.api.errors import (
+    DownloadTooLargeError,
+    GenerationFailedError,
+    GenerationTimeoutError,
+    RivyaError,
+    RivyaValidationError,
+    TransportError,
+    error_from_response,
+)
+from rivya_provider.api.models import (
+    CreateResult,
+    Credits,
+    DownloadResult,
+    Generation,
+    GenerationRequest,
+    ModelInfo,
+    UploadedFile,
+)
+from rivya_provider.api.polling import PollSchedule, next_delay
+from rivya_provider.api.uploads import UploadSource
+
+__all__ = [
+    "USER_AGENT",
+    "BinaryWriter",
+    "ClientCore",
+    "Close",
+    "Effect",
+    "Operation",
+    "ReadChunk",
+    "Send",
+    "Session",
+    "Sleep",
+]
+
+log = logging.getLogger("rivya_provider.api")
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+USER_AGENT = f"airflow-provider-rivya/{__version__}"
+ERROR_BODY_LIMIT = 64 * 1024
+MAX_CLIENT_REQUEST_ID = 128
+_RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+# -- effects -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(eq=False)
+class Send:
+    """Send ``request``; reply with the ``httpx.Response`` (body unread if ``stream``)."""
+
+    request: httpx.Request
+    stream: bool = False
+    follow_redirects: bool = False
+
+
+@dataclasses.dataclass(eq=False)
+class Sleep:
+    """Sleep ``seconds``; reply ``None``."""
+
+    seconds: float
+
+
+@dataclasses.dataclass(eq=False)
+class ReadChunk:
+    """Reply with the next decoded body chunk of a streamed response, ``b""`` at the end.
+
+    ``chunks`` holds the driver's iterator between two reads of the same response.
+    """
+
+    response: httpx.Response
+    chunks: Any = None
+
+
+@dataclasses.dataclass(eq=False)
+class Close:
+    """Close a streamed response; reply ``None``."""
+
+    response: httpx.Response
+
+
+Effect = Send | Sleep | ReadChunk | Close
+Operation = Generator[Effect, Any, T]
+
+
+class Session(Generic[T]):
+    """Steps one operation for a driver.
+
+    A driver iterates the session to get effects, performs each and calls :meth:`reply` with
+    the outcome or :meth:`fail` with the exception; when iteration stops, :attr:`result` holds
+    the return value. Exceptions raised by the operation come out of the iteration. Whatever
+    happens, the driver calls :meth:`close` and closes the streamed responses it returns.
+    """
+
+    def __init__(self, operation: Operation[T]) -> None:
+        self._operation = operation
+        self._last: Effect | None = None
+        self._reply: Any = None
+        self._failure: Exception | None = None
+        self._result: list[T] = []
+        self._open: list[httpx.Response] = []
+
+    def __iter__(self) -> Iterator[Effect]:
+        return self
+
+    def __next__(self) -> Effect:
+        failure, self._failure = self._failure, None
+        reply, self._reply = self._reply, None
+        try:
+            if failure is not None:
+                effect = self._operation.throw(failure)
+            else:
+                effect = self._operation.send(reply)
+        except StopIteration as stop:
+            self._result = [cast(T, stop.value)]
+            raise StopIteration from None
+        self._last = effect
+        return effect
+
+    def reply(self, value: Any) -> None:
+        """Hand the outcome of the current effect back to the operation."""
+        if isinstance(self._last, Send) and self._last.stream:
+            self._open.append(value)
+        self._reply = value
+
+    def fail(self, exc: Exception) -> None:
+        """Throw the exception the current effect raised into the operation."""
+        self._failure = exc
+
+    @property
+    def result(self) -> T:
+        """The operation's return value (after iteration stopped)."""
+        if not self._result:
+            raise RuntimeError("the operation has not returned")
+        return self._result[0]
+
+    def close(self) -> list[httpx.Response]:
+        """Finish the operation; return streamed responses still open (the driver closes them)."""
+        self._operation.close()
+        leftovers = [response for response in self._open if not response.is_closed]
+        self._open = []
+        return leftovers
+
+
+class BinaryWriter(Protocol):
+    """A binary sink: an ``open(..., "wb")`` file, ``io.BytesIO``, an fsspec file..."""
+
+    def write(self, data: bytes, /) -> object:
+        """Write all of ``data``."""
+        ...
+
+
+# -- the core ----------------------------------------------------------------------------------
+
+
+def _path_segment(field: str, value: str) -> str:
+    if not isinstance(value, str) or not value or value in (".", ".."):
+        raise RivyaValidationError(f"{field}: must be a non-empty id (got {value!r})", field=field)
+    return quote(value, safe="")
+
+
+def _unwrap(data: Any, keys: tuple[str, ...]) -> Any:
+    """Accept ``{"<key>": {...}}`` envelopes around an object that lacks its own fields."""
+    if isinstance(data, dict) and "id" not in data and "url" not in data:
+        for key in keys:
+            inner = data.get(key)
+            if isinstance(inner, dict):
+                return inner
+    return data
+
+
+class ClientCore:
+    """Builds requests, parses responses and decides retries; yields effects for the I/O."""
+
+    def __init__(self, config: ClientConfig, *, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self._timeout = httpx.Timeout(config.timeout).as_dict()
+        base = httpx.URL(config.base_url)
+        self._origin = (base.scheme, base.host, base.port or _default_port(base.scheme))
+
+    # -- building ------------------------------------------------------------------------------
+
+    def build(
+        self,
+        method: str,
+        path: str,
+        *,
+        auth: bool = True,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        data: Mapping[str, str] | None = None,
+        files: Mapping[str, tuple[str, IO[bytes], str]] | None = None,
+    ) -> httpx.Request:
+        """A request to the API; the bearer header is added here, per request."""
+        all_headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if auth and self.config.api_key:
+            all_headers["Authorization"] = f"Bearer {self.config.api_key}"
+        all_headers.update(headers or {})
+        return httpx.Request(
+            method,
+            self.config.base_url + path,
+            headers=all_headers,
+            content=content,
+            data=data,
+            files=files,
+            extensions={"timeout": self._timeout},
+        )
+
+    def is_api_origin(self, url: httpx.URL) -> bool:
+        """Same scheme, host and port as the base URL (where the key may be sent)."""
+        return (url.scheme, url.host, url.port or _default_port(url.scheme)) == self._origin
+
+    def redact(self, text: str) -> str:
+        """``text`` with the API key replaced, should a server ever echo it."""
+        key = self.config.api_key
+        return text.replace(key, "[redacted]") if key and key in text else text
+
+    # -- calling -------------------------------------------------------------------------------
+
+    def call(
+        self,
+        build: Callable[[], httpx.Request],
+        *,
+        retry: bool = True,
+        stream: bool = False,
+        follow_redirects: bool = False,
+        deadline: float | None = None,
+    ) -> Operation[httpx.Response]:
+        """Send a request built afresh per attempt; retry per the policy; return a 2xx."""
+        retrying = retry_policy(
+            max_attempts=self.config.max_attempts if retry else 1,
+            max_backoff=self.config.max_backoff,
+            deadline=deadline,
+            clock=self.clock,
+        )
+        state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
+        retrying.begin()
+        request: httpx.Request | None = None
+        while True:
+            action = retrying.iter(state)
+            if isinstance(action, tenacity.DoAttempt):
+                request = build()
+                try:
+                    response = yield from self._attempt(request, stream, follow_redirects)
+                except RivyaError as exc:
+                    state.set_exception((type(exc), exc, exc.__traceback__))
+                else:
+                    state.set_result(response)
+            elif isinstance(action, tenacity.DoSleep):
+                outcome = state.outcome
+                log.warning(
+                    "Rivya %s %s failed (%s); attempt %d of %d in %.1f s",
+                    request.method if request is not None else "?",
+                    request.url.path if request is not None else "?",
+                    outcome.exception() if outcome is not None else "?",
+                    state.attempt_number + 1,
+                    self.config.max_attempts,
+                    float(action),
+                )
+                state.prepare_for_next_attempt()
+                yield Sleep(float(action))
+            else:
+                return cast(httpx.Response, action)
+
+    def _attempt(
+        self, request: httpx.Request, stream: bool, follow_redirects: bool
+    ) -> Operation[httpx.Response]:
+        try:
+            response: httpx.Response = yield Send(request, stream, follow_redirects)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, request) from exc
+        log.debug("Rivya %s %s -> %s", request.method, request.url.path, response.status_code)
+        if response.is_success:
+            return response
+        body = response.content if not stream else (yield from self._read_error_body(response))
+        raise self._error(response, body)
+
+    def _read_error_body(self, response: httpx.Response) -> Operation[bytes]:
+        body = b""
+        reader = ReadChunk(response)
+        try:
+            while len(body) < ERROR_BODY_LIMIT:
+                chunk: bytes = yield reader
+                if not chunk:
+                    break
+                body += chunk
+        except httpx.TransportError:
+            pass  # the status code alone still says what went wrong
+        yield Close(response)
+        return body[:ERROR_BODY_LIMIT]
+
+    def _error(self, response: httpx.Response, body: bytes) -> RivyaError:
+        import json
+
+        try:
+            data = json.loads(body) if body else None
+        except ValueError:
+            data = None
+        exc = error_from_response(response.status_code, data, response.headers, now=self.clock())
+        if 300 <= response.status_code < 400 and not isinstance(data, dict):
+            exc.message = (
+                f"unexpected redirect (HTTP {response.status_code}) to "
+                f"{response.headers.get('location', '?')}; check the base URL"
+            )
+        exc.message = self.redact(exc.message)
+        exc.args = (exc.message,)
+        if exc.request_id:
+            exc.request_id = self.redact(exc.request_id)
+        return exc
+
+    def _transport_error(self, exc: httpx.TransportError, request: httpx.Request) -> TransportError:
+        where = f"{request.method} {request.url.copy_with(query=None, fragment=None)}"
+        detail = self.redact(str(exc)) or "no detail"
+        return TransportError(
+            f"{type(exc).__name__} during {where}: {detail}",
+            retryable=isinstance(exc, _RETRYABLE_TRANSPORT),
+        )
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise RivyaError(
+                f"expected JSON from {response.request.url.path}, got "
+                f"{response.headers.get('content-type', 'no content type')}",
+                code="invalid_response",
+                status_code=response.status_code,
+            ) from None
+
+    def _parse(self, model: type[M], data: Any, response: httpx.Response) -> M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
+                for error in exc.errors(include_url=False)
+            )
+            raise RivyaError(
+                f"unexpected {model.__name__} from {response.request.url.path}: {problems}",
+                code="invalid_response",
+                status_code=response.status_code,
+            ) from None
+
+    # -- operations ----------------------------------------------------------------------------
+
+    def list_models(self) -> Operation[list[ModelInfo]]:
+        """``GET /api/v1/models`` (public: sent without the key)."""
+        response = yield from self.call(lambda: self.build("GET", "/api/v1/models", auth=False))
+        data = self._json(response)
+        if isinstance(data, dict):
+            lists = [
+                data[key] for key in ("models", "data", "items") if isinstance(data.get(key), list)
+            ]
+            data = lists[0] if lists else []
+        models: list[ModelInfo] = []
+        for entry in data if isinstance(data, list) else []:
+            try:
+                models.append(ModelInfo.model_validate(entry))
+            except ValidationError:
+                log.debug("Skipping a catalogue entry without an id: %r", entry)
+        return models
+
+    def create_generation(
+        self, request: GenerationRequest | Mapping[str, Any], idempotency_key: str
+    ) -> Operation[CreateResult]:
+        """``POST /api/v1/generations`` with the same body and key on every attempt."""
+        if not isinstance(request, GenerationRequest):
+            request = GenerationRequest.model_validate(dict(request))
+        key = idempotency_key.strip() if isinstance(idempotency_key, str) else ""
+        if not key or len(key) > 255 or any(not 0x21 <= ord(c) <= 0x7E for c in key):
+            raise RivyaValidationError(
+                "idempotency_key: must be 1 to 255 visible ASCII characters",
+                field="idempotency_key",
+            )
+        body = request.canonical_json()
+        headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
+        response = yield from self.call(
+            lambda: self.build("POST", "/api/v1/generations", headers=headers, content=body)
+        )
+        data = _unwrap(self._json(response), ("generation", "task", "data"))
+        generation = self._parse(Generation, data, response)
+        replayed = response.headers.get("idempotent-replayed", "").strip().lower() == "true"
+        log.debug("Rivya generation %s created (replayed: %s)", generation.id, replayed)
+        return CreateResult(generation=generation, replayed=replayed)
+
+    def get_generation(
+        self, generation_id: str, *, deadline: float | None = None
+    ) -> Operation[Generation]:
+        """``GET /api/v1/generations/{id}``."""
+        path = f"/api/v1/generations/{_path_segment('generation_id', generation_id)}"
+        response = yield from self.call(lambda: self.build("GET", path), deadline=deadline)
+        data = _unwrap(self._json(response), ("generation", "task", "data"))
+        return self._parse(Generation, data, response)
+
+    def wait_for_generation(
+        self,
+        generation_id: str,
+        deadline: float,
+        on_status: Callable[[Generation], None] | None = None,
+        poll: PollSchedule | None = None,
+    ) -> Operation[Generation]:
+        """Poll until terminal: return it if succeeded, raise if failed or at the deadline.
+
+        Transient errors (retryable ones, after the call's own retries) never end the wait;
+        a ``Retry-After`` they carry replaces the next scheduled delay.
+        """
+        if not isinstance(deadline, (int, float)) or not math.isfinite(deadline):
+            raise RivyaValidationError(
+                f"deadline: must be epoch seconds (got {deadline!r})", field="deadline"
+            )
+        schedule = poll or self.config.poll
+        last_status: str | None = None
+        last_error: RivyaError | None = None
+        retry_after: float | None = None
+        warned: set[str] = set()
+        attempt = 0
+        while True:
+            delay = next_delay(schedule, attempt, retry_after, deadline, self.clock())
+            attempt += 1
+            if delay > 0:
+                yield Sleep(delay)
+            try:
+                generation = yield from self.get_generation(generation_id, deadline=deadline)
+            except RivyaError as exc:
+                if not exc.retryable:
+                    raise
+                last_error, retry_after = exc, exc.retry_after
+                log.warning(
+                    "Rivya generation %s: transient error, still waiting: %s", generation_id, exc
+                )
+            else:
+                last_error, retry_after = None, None
+                if generation.status != last_status:
+                    last_status = generation.status
+                    if on_status is not None:
+                        on_status(generation)
+                if generation.succeeded:
+                    return generation
+                if generation.failed:
+                    raise GenerationFailedError(generation)
+                if not generation.is_known_status and generation.status not in warned:
+                    warned.add(generation.status)
+                    log.warning(
+                        "Rivya generation %s has unknown status %r; treating it as running",
+                        generation_id,
+                        generation.status,
+                    )
+            if self.clock() >= deadline:
+                raise GenerationTimeoutError(generation_id, last_status) from last_error
+
+    def upload_file(
+        self,
+        source: UploadSource,
+        kind: str,
+        model: str | None,
+        name: str | None,
+        client_request_id: str | None,
+        size: int | None,
+    ) -> Operation[UploadedFile]:
+        """``POST /api/v1/files`` (multipart, streamed); checked locally first."""
+        if client_request_id is not None and len(client_request_id) > MAX_CLIENT_REQUEST_ID:
+            raise RivyaValidationError(
+                f"client_request_id: must be at most {MAX_CLIENT_REQUEST_ID} characters "
+                f"(got {len(client_request_id)})",
+                field="client_request_id",
+            )
+        prepared = PreparedUpload.open(source, kind, model, name=name, size=size)
+        try:
+            check = prepared.check
+            fields = {"kind": kind}
+            if model:
+                fields["model"] = model
+            if client_request_id:
+                fields["client_request_id"] = client_request_id
+
+            def build() -> httpx.Request:
+                body = cast(IO[bytes], prepared.stream())
+                files = {"file": (check.name, body, check.mime_type)}
+                return self.build("POST", "/api/v1/files", data=fields, files=files)
+
+            response = yield from self.call(build, retry=prepared.rereadable)
+        finally:
+            prepared.close()
+        data = _unwrap(self._json(response), ("file", "data"))
+        uploaded = self._parse(UploadedFile, data, response)
+        if uploaded.kind is None:
+            uploaded = uploaded.model_copy(update={"kind": kind})
+        return uploaded
+
+    def get_file(self, file_id: str) -> Operation[UploadedFile]:
+        """``GET /api/v1/files/{id}``."""
+        path = f"/api/v1/files/{_path_segment('file_id', file_id)}"
+        response = yield from self.call(lambda: self.build("GET", path))
+        return self._parse(UploadedFile, _unwrap(self._json(response), ("file", "data")), response)
+
+    def get_credits(self) -> Operation[Credits]:
+        """``GET /api/v1/credits``."""
+        response = yield from self.call(lambda: self.build("GET", "/api/v1/credits"))
+        return self._parse(Credits, self._json(response), response)
+
+    def download(self, url: str, sink: BinaryWriter, max_bytes: int) -> Operation[DownloadResult]:
+        """Stream ``url`` into ``sink``; the key goes only to the API's own origin."""
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
+            raise RivyaValidationError(
+                f"max_bytes: must be a positive integer (got {max_bytes!r})", field="max_bytes"
+            )
+        try:
+            target = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError) as exc:
+            raise RivyaValidationError(f"url: is not a valid URL ({exc})", field="url") from None
+        if target.scheme not in ("http", "https") or not target.host:
+            raise RivyaValidationError("url: must be an absolute http(s) URL", field="url")
+        headers = {"User-Agent": USER_AGENT}
+        if self.config.api_key and self.is_api_origin(target):
+            headers["Authorization"] = f"Bearer {self.config.api_key}"
+
+        def build() -> httpx.Request:
+            timeout = {"timeout": self._timeout}
+            return httpx.Request("GET", target, headers=headers, extensions=timeout)
+
+        response = yield from self.call(build, stream=True, follow_redirects=True)
+        limit_text = f"the {max_bytes}-byte download limit (max_bytes)"
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            yield Close(response)
+            raise DownloadTooLargeError(
+                f"{target.copy_with(query=None)} is {declared} bytes, over {limit_text}"
+            )
+        digest = hashlib.sha256()
+        size = 0
+        reader = ReadChunk(response)
+        try:
+            while True:
+                chunk: bytes = yield reader
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DownloadTooLargeError(
+                        f"{target.copy_with(query=None)} exceeded {limit_text}; aborted"
+                    )
+                digest.update(chunk)
+                sink.write(chunk)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, response.request) from exc
+        yield Close(response)
+        return DownloadResult(
+            size_bytes=size,
+            sha256=digest.hexdigest(),
+            content_type=response.headers.get("content-type"),
+        )
+
+
+def _default_port(scheme: str) -> int | None:
+    return {"http": 80, "https": 443}.get(scheme)

@@ -1,0 +1,464 @@
+"""Pydantic models of the Rivya API: the create-generation request, and what the API returns.
+
+Requests are strict (bad input is refused locally, before any credit is spent) and validation
+errors surface as :class:`~rivya_provider.api.errors.RivyaValidationError` naming the field and
+the rule. Responses are tolerant: unknown fields are kept, undocumented ones are optional.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+from typing import Any, ClassVar, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+from typing_extensions import Self
+
+from rivya_provider.api.errors import RivyaValidationError
+
+__all__ = [
+    "PARAMS_MODELS",
+    "TERMINAL_STATUSES",
+    "CreateResult",
+    "Credits",
+    "DownloadResult",
+    "Generation",
+    "GenerationErrorInfo",
+    "GenerationRequest",
+    "GenerationResult",
+    "GenerationStatus",
+    "ImageSize",
+    "ModelInfo",
+    "ModelParams",
+    "OutputFormat",
+    "QwenImageParams",
+    "ReferenceMediaItem",
+    "UploadedFile",
+]
+
+ImageSize = Literal[
+    "square", "square_hd", "portrait_4_3", "portrait_16_9", "landscape_4_3", "landscape_16_9"
+]
+OutputFormat = Literal["png", "jpeg"]
+QwenReferenceMime = Literal["image/jpeg", "image/png", "image/webp"]
+
+MAX_CLIENT_REQUEST_ID = 128
+
+
+# -- request side ------------------------------------------------------------------------------
+
+
+class ReferenceMediaItem(BaseModel):
+    """One entry of ``params.referenceMediaItems`` (API keys are camelCase).
+
+    Unknown keys given by users (e.g. ``file_id`` from an upload manifest) are ignored.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    url: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    name: str | None = None
+    mime_type: str | None = Field(default=None, alias="mimeType")
+    duration_seconds: float | None = Field(default=None, alias="durationSeconds")
+    duration_token: str | None = Field(default=None, alias="durationToken")
+
+    def to_api(self) -> dict[str, Any]:
+        """The JSON object for the API: camelCase keys, unset fields omitted."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class _QwenReferenceItem(ReferenceMediaItem):
+    """A reference accepted by qwen-image: an image in jpeg, png or webp."""
+
+    kind: Literal["image"]
+    mime_type: QwenReferenceMime | None = Field(default=None, alias="mimeType")
+
+
+class ModelParams(BaseModel):
+    """Base of typed params: one subclass per model id, registered in :data:`PARAMS_MODELS`.
+
+    Class attributes carry the model's prompt rule.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    prompt_required: ClassVar[bool] = False
+    prompt_max_length: ClassVar[int | None] = None
+
+    def to_api(self) -> dict[str, Any]:
+        """The ``params`` JSON object, defaults included, empty lists and ``None`` omitted."""
+        dumped = self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return {key: value for key, value in dumped.items() if value != []}
+
+
+class QwenImageParams(ModelParams):
+    """Params of ``qwen-image``; any other key is refused."""
+
+    prompt_required: ClassVar[bool] = True
+    prompt_max_length: ClassVar[int | None] = 5000
+
+    image_size: ImageSize = "square_hd"
+    output_format: OutputFormat = "png"
+    reference_media_items: list[_QwenReferenceItem] = Field(
+        default_factory=list, alias="referenceMediaItems", max_length=1
+    )
+
+    @field_validator("reference_media_items", mode="before")
+    @classmethod
+    def _items_as_dicts(cls, value: Any) -> Any:
+        # Accept ReferenceMediaItem / UploadedFile-derived objects as well as plain dicts.
+        if isinstance(value, list):
+            return [
+                item.model_dump(by_alias=True) if isinstance(item, BaseModel) else item
+                for item in value
+            ]
+        return value
+
+
+PARAMS_MODELS: dict[str, type[ModelParams]] = {"qwen-image": QwenImageParams}
+"""Model id -> typed params. Models not listed here take free-form params (the server checks)."""
+
+
+class GenerationRequest(BaseModel):
+    """The body of ``POST /api/v1/generations``, validated for its model on construction.
+
+    Construction (and :meth:`model_validate`) raises
+    :class:`~rivya_provider.api.errors.RivyaValidationError`, e.g.
+    ``prompt: must be at most 5000 characters (got 5001)``. For typed models, ``params`` is
+    stored normalized: API keys, defaults filled in.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(min_length=1)
+    prompt: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    client_request_id: str | None = Field(default=None, max_length=MAX_CLIENT_REQUEST_ID)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        model: str,
+        prompt: str | None = None,
+        params: dict[str, Any] | None = None,
+        client_request_id: str | None = None,
+    ) -> GenerationRequest:
+        """Keyword constructor; same validation as ``GenerationRequest(...)``."""
+        return cls(
+            model=model, prompt=prompt, params=params or {}, client_request_id=client_request_id
+        )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _raise_rivya_errors(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise validation_error_from_pydantic(exc) from None
+
+    @model_validator(mode="after")
+    def _check_for_model(self) -> Self:
+        spec = PARAMS_MODELS.get(self.model)
+        if spec is None:
+            try:
+                json.dumps(self.params)
+            except (TypeError, ValueError) as exc:
+                raise RivyaValidationError(
+                    f"params: must be plain JSON ({exc})", field="params"
+                ) from None
+            return self
+        self._check_prompt(spec)
+        try:
+            typed = spec.model_validate(self.params)
+        except ValidationError as exc:
+            raise validation_error_from_pydantic(
+                exc, prefix="params", model=self.model, accepted=_accepted_keys(spec)
+            ) from None
+        self.__dict__["params"] = typed.to_api()
+        return self
+
+    def _check_prompt(self, spec: type[ModelParams]) -> None:
+        prompt = self.prompt
+        limit = spec.prompt_max_length
+        rule = f"1 to {limit} characters" if limit else "at least 1 character"
+        if prompt is None or not prompt.strip():
+            if not spec.prompt_required:
+                return
+            if prompt is None:
+                problem = f"is required for model {self.model} ({rule})"
+            else:
+                problem = f"must not be empty or blank for model {self.model} ({rule})"
+            raise RivyaValidationError(f"prompt: {problem}", field="prompt")
+        if limit is not None and len(prompt) > limit:
+            raise RivyaValidationError(
+                f"prompt: must be at most {limit} characters (got {len(prompt)})", field="prompt"
+            )
+
+    def to_api(self) -> dict[str, Any]:
+        """The JSON body: ``model``, then ``prompt``/``params``/``client_request_id`` when set."""
+        body: dict[str, Any] = {"model": self.model}
+        if self.prompt is not None:
+            body["prompt"] = self.prompt
+        if self.params:
+            body["params"] = self.params
+        if self.client_request_id is not None:
+            body["client_request_id"] = self.client_request_id
+        return body
+
+    def canonical_json(self) -> bytes:
+        """The body as canonical JSON: sorted keys, compact separators, UTF-8."""
+        return json.dumps(
+            self.to_api(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+
+    def body_sha256(self) -> str:
+        """Hex SHA-256 of :meth:`canonical_json` (input of idempotency keys)."""
+        return hashlib.sha256(self.canonical_json()).hexdigest()
+
+
+# -- response side -----------------------------------------------------------------------------
+
+
+class GenerationStatus(str, enum.Enum):
+    """The documented statuses; ``Generation.status`` stays a plain string (others may come)."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+TERMINAL_STATUSES = frozenset({GenerationStatus.SUCCEEDED.value, GenerationStatus.FAILED.value})
+
+
+class GenerationResult(BaseModel):
+    """Outputs of a succeeded generation; ``primary_url`` is the first of ``urls``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    primary_url: str | None = None
+    urls: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fill_in(self) -> Self:
+        if not self.urls and self.primary_url:
+            self.urls = [self.primary_url]
+        if self.primary_url is None and self.urls:
+            self.primary_url = self.urls[0]
+        return self
+
+
+class GenerationErrorInfo(BaseModel):
+    """Why a generation failed (``error.code``, ``error.message``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str = "generation_failed"
+    message: str = ""
+
+
+class Generation(BaseModel):
+    """A generation (Rivya's "task"), as returned by create and status calls.
+
+    Unknown fields are kept, so ``Generation.model_validate(g.model_dump(mode="json"))``
+    round-trips. An unknown status counts as still running.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    status: str
+    model: str | None = None
+    reserved_credits: int = 0
+    final_credits: int = 0
+    created_at: str | None = None
+    updated_at: str | None = None
+    result: GenerationResult | None = None
+    error: GenerationErrorInfo | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        """``succeeded`` or ``failed``; anything else (unknown statuses too) is still running."""
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the generation succeeded."""
+        return self.status == GenerationStatus.SUCCEEDED.value
+
+    @property
+    def failed(self) -> bool:
+        """Whether the generation failed (its credits were released)."""
+        return self.status == GenerationStatus.FAILED.value
+
+    @property
+    def is_known_status(self) -> bool:
+        """Whether ``status`` is one of the documented values."""
+        return self.status in {status.value for status in GenerationStatus}
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateResult:
+    """What ``create_generation`` returns: the generation, and whether it was a replay.
+
+    ``replayed`` is true when the server answered with an existing generation for this
+    ``Idempotency-Key`` (header ``Idempotent-Replayed: true``).
+    """
+
+    generation: Generation
+    replayed: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class DownloadResult:
+    """What ``download`` wrote to the sink: byte count, hex SHA-256, server ``Content-Type``."""
+
+    size_bytes: int
+    sha256: str
+    content_type: str | None
+
+
+def _either(snake: str, camel: str) -> AliasChoices:
+    return AliasChoices(snake, camel)
+
+
+class UploadedFile(BaseModel):
+    """Response of ``POST /api/v1/files``; tolerant of snake_case or camelCase and a missing id."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    id: str | None = Field(default=None, validation_alias=_either("id", "fileId"))
+    url: str = Field(min_length=1)
+    kind: str | None = None
+    name: str | None = None
+    mime_type: str | None = Field(default=None, validation_alias=_either("mime_type", "mimeType"))
+    size_bytes: int | None = Field(
+        default=None, validation_alias=_either("size_bytes", "sizeBytes")
+    )
+    duration_seconds: float | None = Field(
+        default=None, validation_alias=_either("duration_seconds", "durationSeconds")
+    )
+    duration_token: str | None = Field(
+        default=None, validation_alias=_either("duration_token", "durationToken")
+    )
+    created_at: str | None = Field(
+        default=None, validation_alias=_either("created_at", "createdAt")
+    )
+
+    def as_reference(self) -> ReferenceMediaItem:
+        """This file as a ``referenceMediaItems`` entry."""
+        return ReferenceMediaItem(
+            url=self.url,
+            kind=self.kind or "image",
+            name=self.name,
+            mime_type=self.mime_type,
+            duration_seconds=self.duration_seconds,
+            duration_token=self.duration_token,
+        )
+
+
+class Credits(BaseModel):
+    """Response of ``GET /api/v1/credits``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    current_credits: int = Field(validation_alias=_either("current_credits", "currentCredits"))
+
+
+class ModelInfo(BaseModel):
+    """One entry of the public catalogue (``GET /api/v1/models``); unknown fields are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(validation_alias=AliasChoices("id", "model", "model_id", "modelId"))
+    name: str | None = None
+
+
+# -- pydantic errors -> RivyaValidationError ---------------------------------------------------
+
+
+def _accepted_keys(spec: type[BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in spec.model_fields.items()]
+
+
+def validation_error_from_pydantic(
+    exc: ValidationError,
+    *,
+    prefix: str = "",
+    model: str | None = None,
+    accepted: list[str] | None = None,
+) -> RivyaValidationError:
+    """One message naming each offending field and its rule, e.g. ``params.image_size: ...``."""
+    parts: list[str] = []
+    fields: list[str] = []
+    for error in exc.errors(include_url=False):
+        field = _field_name(prefix, error["loc"])
+        fields.append(field)
+        parts.append(f"{field}: {_describe(error, model, accepted)}")
+    message = "; ".join(parts) or "invalid request"
+    return RivyaValidationError(message, field=fields[0] if fields else (prefix or None))
+
+
+def _field_name(prefix: str, loc: tuple[int | str, ...]) -> str:
+    name = prefix
+    for part in loc:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name = f"{name}.{part}" if name else part
+    return name or "request"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _choices(expected: str) -> list[str]:
+    # pydantic renders literal choices as "'a', 'b' or 'c'".
+    return [part.strip().strip("'\"") for part in expected.replace(" or ", ", ").split(",")]
+
+
+def _describe(error: ErrorDetails, model: str | None, accepted: list[str] | None) -> str:
+    kind = error["type"]
+    ctx: dict[str, Any] = dict(error.get("ctx") or {})
+    value = error.get("input")
+    if kind == "literal_error":
+        choices = _choices(str(ctx.get("expected", "")))
+        if len(choices) == 1:
+            return f"must be {choices[0]!r} (got {_short(value)})"
+        return f"must be one of {', '.join(choices)} (got {_short(value)})"
+    if kind == "extra_forbidden":
+        owner = f"model {model}" if model else "this request"
+        known = f"; accepted: {', '.join(accepted)}" if accepted else ""
+        return f"is not accepted by {owner} (got {_short(value)}{known})"
+    if kind == "missing":
+        return "is required"
+    if kind == "too_long":
+        limit = ctx.get("max_length")
+        noun = "item" if limit == 1 else "items"
+        return f"must have at most {limit} {noun} (got {ctx.get('actual_length')})"
+    if kind == "string_too_long":
+        got = len(value) if isinstance(value, str) else "?"
+        return f"must be at most {ctx.get('max_length')} characters (got {got})"
+    if kind == "string_too_short":
+        got = len(value) if isinstance(value, str) else "?"
+        limit = ctx.get("min_length")
+        noun = "character" if limit == 1 else "characters"
+        return f"must be at least {limit} {noun} (got {got})"
+    message = error["msg"]
+    return f"{message[:1].lower()}{message[1:]} (got {_short(value)})"

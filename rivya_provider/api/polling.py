@@ -1,0 +1,102 @@
+"""The poll schedule of a generation, in one place: when to look again, and when to stop.
+
+Rivya's guidance: first status check about 2-3 s after submitting, then every 5-10 s, slower
+for long jobs. The default schedule is 2, 5, 7.5, 11.25, 15, 15, ... seconds. A server
+``Retry-After`` overrides the schedule for one wait; an absolute deadline (epoch seconds,
+``time.time()``) caps every wait.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from rivya_provider.api.errors import RivyaValidationError
+
+__all__ = ["PollSchedule", "next_delay"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PollSchedule:
+    """Delays between status checks: ``first_delay``, then ``interval`` growing by ``factor``.
+
+    :param first_delay: seconds from submit to the first check.
+    :param interval: seconds before the second check.
+    :param factor: growth of each following interval.
+    :param max_interval: cap of any interval.
+    """
+
+    first_delay: float = 2.0
+    interval: float = 5.0
+    factor: float = 1.5
+    max_interval: float = 15.0
+
+    def __post_init__(self) -> None:
+        for name in ("first_delay", "interval", "max_interval"):
+            if getattr(self, name) < 0:
+                raise RivyaValidationError(
+                    f"poll.{name}: must be >= 0 (got {getattr(self, name)})", field=f"poll.{name}"
+                )
+        if self.factor < 1:
+            raise RivyaValidationError(
+                f"poll.factor: must be >= 1 (got {self.factor})", field="poll.factor"
+            )
+
+    def delay(self, index: int) -> float:
+        """The wait before check number ``index`` (0 is the first check after submit)."""
+        if index <= 0:
+            return self.first_delay
+        # Clamp the exponent: the cap is reached long before any float overflow.
+        grown = self.interval * self.factor ** min(index - 1, 64)
+        return min(grown, self.max_interval)
+
+    def delays(self) -> Iterator[float]:
+        """The endless sequence of waits: ``delay(0)``, ``delay(1)``, ..."""
+        return (self.delay(index) for index in itertools.count())
+
+    def to_dict(self) -> dict[str, float]:
+        """Plain JSON (for trigger kwargs)."""
+        return {field.name: float(getattr(self, field.name)) for field in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> PollSchedule:
+        """Inverse of :meth:`to_dict`: missing keys take defaults; unknown keys are refused."""
+        if not data:
+            return cls()
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise RivyaValidationError(
+                f"poll: unknown settings {unknown}; known: {sorted(known)}", field="poll"
+            )
+        values: dict[str, float] = {}
+        for key, value in data.items():
+            if value is None:
+                continue
+            try:
+                values[key] = float(value)
+            except (TypeError, ValueError):
+                raise RivyaValidationError(
+                    f"poll.{key}: must be a number (got {value!r})", field=f"poll.{key}"
+                ) from None
+        return cls(**values)
+
+
+def next_delay(
+    schedule: PollSchedule,
+    attempt_index: int,
+    retry_after: float | None,
+    deadline: float | None,
+    now: float,
+) -> float:
+    """Seconds to wait before check ``attempt_index``.
+
+    ``retry_after`` (from the server) replaces the scheduled delay; the result never reaches
+    past ``deadline`` (absolute epoch seconds) and is ``0.0`` once the deadline has passed.
+    """
+    delay = schedule.delay(attempt_index) if retry_after is None else max(0.0, retry_after)
+    if deadline is not None:
+        delay = min(delay, deadline - now)
+    return max(0.0, delay)
