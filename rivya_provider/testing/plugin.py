@@ -1,1 +1,49 @@
-"""pytest plugin: fixtures that start the local Rivya emulator (filled in by the emulator work)."""
+"""pytest plugin (entry point ``pytest11``): fixtures that run the local Rivya emulator.
+
+Loaded into every pytest session of anyone who installs the provider, so importing it stays
+cheap: no Airflow, no httpx, no emulator until a fixture is used.
+
+* ``rivya_emulator_session`` (session scope): one emulator subprocess for the whole session.
+* ``rivya_emulator``: that emulator, reset before the test (no generations, files, ledger
+  entries, request log or faults; startup config: latency 0.5 s, 1000 credits).
+* ``rivya_airflow_conn``: ``rivya_emulator`` with ``AIRFLOW_CONN_RIVYA_DEFAULT`` set to it for
+  the test's duration only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from rivya_provider.testing.emulator_process import RivyaEmulator
+
+FIXTURE_LATENCY = 0.5
+"""Seconds to a terminal status in fixtures (``rivya_emulator.configure(latency=...)``)."""
+
+
+@pytest.fixture(scope="session")
+def rivya_emulator_session() -> Iterator[RivyaEmulator]:
+    """One emulator subprocess on a free loopback port, shared by the session."""
+    from rivya_provider.testing.emulator_process import run_emulator
+
+    with run_emulator(latency=FIXTURE_LATENCY) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def rivya_emulator(rivya_emulator_session: RivyaEmulator) -> RivyaEmulator:
+    """The session emulator, reset to its startup state before the test."""
+    rivya_emulator_session.reset()
+    return rivya_emulator_session
+
+
+@pytest.fixture
+def rivya_airflow_conn(
+    rivya_emulator: RivyaEmulator, monkeypatch: pytest.MonkeyPatch
+) -> RivyaEmulator:
+    """``rivya_emulator`` with ``AIRFLOW_CONN_RIVYA_DEFAULT`` pointing at it during the test."""
+    monkeypatch.setenv("AIRFLOW_CONN_RIVYA_DEFAULT", rivya_emulator.connection_json())
+    return rivya_emulator
