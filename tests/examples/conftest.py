@@ -189,6 +189,14 @@ class HITLResponder:
             )
         ).first()
 
+    @staticmethod
+    def _body(session: Any, ti_id: Any) -> str | None:
+        from airflow.models.hitl import HITLDetail
+        from sqlalchemy import select
+
+        body: str | None = session.scalar(select(HITLDetail.body).where(HITLDetail.ti_id == ti_id))
+        return body
+
     def _answer_when_waiting(self) -> None:
         from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
         from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
@@ -201,7 +209,7 @@ class HITLResponder:
                 ti = self._waiting(session)
                 if ti is not None:
                     self.run_id = ti.run_id
-                    self.hitl_body = ti.hitl_detail.body if ti.hitl_detail else None
+                    self.hitl_body = self._body(session, ti.id)
                     self.response = update_hitl_detail(
                         dag_id=self.dag_id,
                         dag_run_id=ti.run_id,

@@ -98,7 +98,12 @@ def _success(dag_run: Any, examples: Examples) -> None:
     assert str(dag_run.state) == "success", examples.task_states(dag_run)
 
 
-def _png_size(path: str) -> tuple[int, int]:
+def _local(path: str) -> Path:
+    """A manifest's stored path (``file://`` URI for local output) as a local ``Path``."""
+    return Path(path.removeprefix("file://"))
+
+
+def _png_size(path: Path) -> tuple[int, int]:
     from PIL import Image
 
     with Image.open(path) as image:
@@ -113,9 +118,10 @@ def test_generate_example_stores_one_image(examples: Examples, rivya_airflow_con
     manifest = examples.xcom(dag_run, "generate_image")
     assert manifest["status"] == "succeeded"
     [image] = manifest["images"]
-    assert image["path"].startswith(str(examples.output_dir / "generate"))
-    assert Path(image["path"]).stat().st_size == image["size_bytes"] > 0
-    assert _png_size(image["path"]) == (1024, 1024)  # square_hd
+    stored = _local(image["path"])
+    assert stored.parent == examples.output_dir / "generate"
+    assert stored.stat().st_size == image["size_bytes"] > 0
+    assert _png_size(stored) == (1024, 1024)  # square_hd
     assert rivya_airflow_conn.charges_by_generation() == {manifest["generation_id"]: 4}
     [generation] = rivya_airflow_conn.generations()
     assert generation["prompt"].startswith("A red fox")
@@ -137,7 +143,7 @@ def test_reference_example_uploads_then_generates_with_it(
     [image] = manifest["images"]
     from PIL import Image
 
-    with Image.open(image["path"]) as picture:
+    with Image.open(_local(image["path"])) as picture:
         red, green, blue = picture.convert("RGB").getpixel((1, 1))
     # The emulator frames its output in the reference's average colour: magenta.
     assert red > 180
@@ -159,13 +165,13 @@ def test_marketing_example_maps_one_generation_per_product(
 
     ds = dag_run.logical_date.strftime("%Y-%m-%d")
     index_path = examples.output_dir / "marketing" / ds / "index.json"
-    assert examples.xcom(dag_run, "write_index") == str(index_path)
+    assert _local(examples.xcom(dag_run, "write_index")) == index_path
     index = json.loads(index_path.read_text())
     assert [entry["sku"] for entry in index["products"]] == ["MUG-01", "LAMP-02", "BAG-03"]
     for entry in index["products"]:
         [path] = entry["images"]
-        assert Path(path).parent == index_path.parent
-        assert Path(path).is_file()
+        assert _local(path).parent == index_path.parent
+        assert _local(path).is_file()
     prompts = sorted(g["prompt"] for g in rivya_airflow_conn.generations())
     assert len(prompts) == 3
     assert any("brass desk lamp" in prompt for prompt in prompts)
@@ -204,11 +210,11 @@ def test_approval_example_publishes_only_the_chosen_candidate(
     assert responder.hitl_body is not None
     for manifest in candidates:
         assert manifest["primary_url"] in responder.hitl_body
-    published = Path(examples.xcom(dag_run, "publish"))
-    chosen = Path(candidates[1]["images"][0]["path"])
+    published = _local(examples.xcom(dag_run, "publish"))
+    chosen = _local(candidates[1]["images"][0]["path"])
     assert published == examples.output_dir / "approval" / "published" / chosen.name
     assert published.read_bytes() == chosen.read_bytes()
-    other = Path(candidates[0]["images"][0]["path"])
+    other = _local(candidates[0]["images"][0]["path"])
     assert not (published.parent / other.name).exists()
 
 
@@ -224,4 +230,4 @@ def test_approval_example_publishes_nothing_on_reject(
     assert examples.task_states(dag_run)[("publish", -1)] == "skipped"
     published = examples.output_dir / "approval" / "published"
     for manifest in _candidates(examples, dag_run):
-        assert not (published / Path(manifest["images"][0]["path"]).name).exists()
+        assert not (published / _local(manifest["images"][0]["path"]).name).exists()
