@@ -64,6 +64,7 @@ log = logging.getLogger("rivya_provider.api")
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+E = TypeVar("E", bound=RivyaError)
 
 USER_AGENT = f"airflow-provider-rivya/{__version__}"
 ERROR_BODY_LIMIT = 64 * 1024
@@ -298,7 +299,7 @@ class ClientCore:
         try:
             response: httpx.Response = yield Send(request, stream, follow_redirects)
         except httpx.TransportError as exc:
-            raise self._transport_error(exc, request) from exc
+            raise self._transport_error(exc, request) from self._safe_cause(exc)
         log.debug("Rivya %s %s -> %s", request.method, request.url.path, response.status_code)
         if response.is_success:
             return response
@@ -332,6 +333,10 @@ class ClientCore:
                 f"unexpected redirect (HTTP {response.status_code}) to "
                 f"{response.headers.get('location', '?')}; check the base URL"
             )
+        return self.redacted(exc)
+
+    def redacted(self, exc: E) -> E:
+        """``exc`` with the API key removed from its message and request id."""
         exc.message = self.redact(exc.message)
         exc.args = (exc.message,)
         if exc.request_id:
@@ -345,6 +350,11 @@ class ClientCore:
             f"{type(exc).__name__} during {where}: {detail}",
             retryable=isinstance(exc, _RETRYABLE_TRANSPORT),
         )
+
+    def _safe_cause(self, exc: BaseException) -> BaseException | None:
+        """``exc`` to chain as a cause, unless its text would show the key in a traceback."""
+        key = self.config.api_key
+        return None if key and key in str(exc) else exc
 
     def _json(self, response: httpx.Response) -> Any:
         try:
@@ -467,7 +477,7 @@ class ClientCore:
                 if generation.succeeded:
                     return generation
                 if generation.failed:
-                    raise GenerationFailedError(generation)
+                    raise self.redacted(GenerationFailedError(generation))
                 if not generation.is_known_status and generation.status not in warned:
                     warned.add(generation.status)
                     log.warning(
@@ -572,7 +582,7 @@ class ClientCore:
                 digest.update(chunk)
                 sink.write(chunk)
         except httpx.TransportError as exc:
-            raise self._transport_error(exc, response.request) from exc
+            raise self._transport_error(exc, response.request) from self._safe_cause(exc)
         yield Close(response)
         return DownloadResult(
             size_bytes=size,

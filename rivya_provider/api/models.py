@@ -55,6 +55,7 @@ OutputFormat = Literal["png", "jpeg"]
 QwenReferenceMime = Literal["image/jpeg", "image/png", "image/webp"]
 
 MAX_CLIENT_REQUEST_ID = 128
+_REFERENCES_AT = "params.referenceMediaItems"
 
 
 # -- request side ------------------------------------------------------------------------------
@@ -408,6 +409,11 @@ def validation_error_from_pydantic(
     for error in exc.errors(include_url=False):
         field = _field_name(prefix, error["loc"])
         fields.append(field)
+        if field == "files" and error["type"] == "extra_forbidden":
+            parts.append(
+                "files: is not accepted; put reference media in params.referenceMediaItems"
+            )
+            continue
         parts.append(f"{field}: {_describe(error, model, accepted)}")
     message = "; ".join(parts) or "invalid request"
     return RivyaValidationError(message, field=fields[0] if fields else (prefix or None))
