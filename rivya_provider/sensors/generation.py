@@ -1,0 +1,118 @@
+"""RivyaGenerationSensor: wait for a generation submitted earlier, then store its images."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, ObjectStoragePath
+
+
+class RivyaGenerationSensor(BaseSensorOperator):
+    """Wait for a Rivya generation (e.g. one submitted with ``wait_for_completion=False``).
+
+    Returns the same manifest as ``RivyaGenerateImageOperator``. Deferrable (same trigger) or
+    classic ``poke``/``reschedule`` mode. A failed generation fails the task.
+
+    :param generation_id: id of the generation to wait for (templated), e.g.
+        ``"{{ ti.xcom_pull(task_ids='submit', key='generation_id') }}"``.
+    :param output_path: folder for the images (templated), local path or ``ObjectStoragePath``
+        URI; ``None`` keeps URLs only.
+    :param output_format: extension hint when the server sends no content type (templated).
+    :param rivya_conn_id: Airflow connection of type ``rivya``.
+    :param deferrable: wait in the triggerer. Defaults to ``[operators] default_deferrable``.
+    :param poll_interval: initial seconds between checks in deferrable mode; ``None`` uses the
+        shared schedule. In poke/reschedule mode ``poke_interval`` applies.
+    :param client_request_id: trace id recorded in the manifest (templated).
+    :param timeout: seconds (or ``timedelta``) before the sensor gives up (sensor semantics).
+    """
+
+    template_fields: Sequence[str] = (
+        "generation_id",
+        "output_path",
+        "output_format",
+        "client_request_id",
+    )
+    ui_color = "#f4e3ff"
+
+    def __init__(
+        self,
+        *,
+        generation_id: str,
+        output_path: str | ObjectStoragePath | None = None,
+        output_format: str | None = None,
+        rivya_conn_id: str = "rivya_default",
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float | None = None,
+        client_request_id: str | None = None,
+        timeout: timedelta | float = timedelta(minutes=10),
+        poke_interval: timedelta | float = 5.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(timeout=timeout, poke_interval=poke_interval, **kwargs)
+        self.generation_id = generation_id
+        self.output_path = output_path
+        self.output_format = output_format
+        self.rivya_conn_id = rivya_conn_id
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.client_request_id = client_request_id
+
+    def execute(self, context: Context) -> Any:
+        """Defer to the trigger in deferrable mode, else poke as any sensor does."""
+        if not self.deferrable:
+            return super().execute(context)
+        from rivya_provider.operators.generate import _poll_settings
+        from rivya_provider.triggers.generation import RivyaGenerationTrigger
+
+        self.defer(
+            trigger=RivyaGenerationTrigger(
+                generation_id=self.generation_id,
+                deadline=time.time() + float(self.timeout),
+                rivya_conn_id=self.rivya_conn_id,
+                poll=_poll_settings(self.poll_interval),
+            ),
+            method_name="execute_complete",
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        """One GET: done with the manifest on success, raise on failure, else keep waiting."""
+        from rivya_provider.api.errors import RivyaError
+        from rivya_provider.hooks.rivya import RivyaHook
+        from rivya_provider.operators import _generation as gen
+
+        try:
+            with RivyaHook(rivya_conn_id=self.rivya_conn_id).get_client() as client:
+                generation = client.get_generation(self.generation_id)
+                self.log.info("Rivya generation %s is %s", generation.id, generation.status)
+                if not generation.is_terminal:
+                    return False
+                manifest = gen.finish(
+                    client,
+                    generation,
+                    output_path=self.output_path,
+                    output_format=self.output_format,
+                    client_request_id=self.client_request_id,
+                    log=self.log,
+                )
+                return PokeReturnValue(is_done=True, xcom_value=manifest)
+        except RivyaError as exc:
+            raise gen.to_airflow_error(exc) from exc
+
+    def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
+        """Resume after the trigger: validate its event, then store the images."""
+        from rivya_provider.operators._generation import complete
+
+        return complete(
+            event,
+            rivya_conn_id=self.rivya_conn_id,
+            output_path=self.output_path,
+            output_format=self.output_format,
+            client_request_id=self.client_request_id,
+            log=self.log,
+        )

@@ -1,0 +1,126 @@
+"""Bad input fails before any request: the emulator sees nothing, no credit is spent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from rivya_provider.api.errors import GenerationFailedError
+from rivya_provider.operators.generate import RivyaGenerateImageOperator
+
+IMAGE_ITEM = {"url": "http://127.0.0.1:1/a.png", "kind": "image", "mimeType": "image/png"}
+
+
+@dataclass
+class FakeTaskInstance:
+    dag_id: str = "dag"
+    task_id: str = "generate"
+    run_id: str = "manual__2026-01-01"
+    map_index: int = -1
+    xcom: dict[str, Any] = field(default_factory=dict)
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field_name"),
+    [
+        ({"prompt": "x" * 5001}, "prompt"),
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "ok", "image_size": "huge"}, "image_size"),
+        ({"prompt": "ok", "output_format": "gif"}, "output_format"),
+        (
+            {"prompt": "ok", "reference_media_items": [IMAGE_ITEM, IMAGE_ITEM]},
+            "referenceMediaItems",
+        ),
+        (
+            {"prompt": "ok", "reference_media_items": {**IMAGE_ITEM, "kind": "video"}},
+            "kind",
+        ),
+        ({"prompt": "ok", "model_params": {"image_sise": "square"}}, "image_sise"),
+        (
+            {"prompt": "ok", "image_size": "square", "model_params": {"image_size": "square_hd"}},
+            "image_size",
+        ),
+    ],
+    ids=[
+        "prompt-5001",
+        "empty-prompt",
+        "unknown-image-size",
+        "unknown-output-format",
+        "two-references",
+        "video-reference",
+        "unknown-param",
+        "conflicting-image-size",
+    ],
+)
+def test_bad_input_names_the_field_and_sends_nothing(
+    rivya_airflow_conn: Any, kwargs: dict[str, Any], field_name: str
+) -> None:
+    operator = RivyaGenerateImageOperator(task_id="generate", **kwargs)
+    with pytest.raises(AirflowFailException) as raised:
+        operator.execute({"ti": FakeTaskInstance()})  # type: ignore[arg-type]
+    assert field_name in str(raised.value)
+    assert rivya_airflow_conn.requests() == []
+    assert rivya_airflow_conn.api_key not in str(raised.value)
+
+
+def test_same_task_instance_and_body_derive_the_same_key_across_tries(
+    rivya_airflow_conn: Any,
+) -> None:
+    """Two executions of one task instance (a retry) replay one generation: one charge."""
+    ids = []
+    for _ in range(2):
+        operator = RivyaGenerateImageOperator(
+            task_id="generate", prompt="same", wait_for_completion=False
+        )
+        ti = FakeTaskInstance()
+        manifest = operator.execute({"ti": ti})  # type: ignore[arg-type]
+        ids.append(manifest["generation_id"])
+        assert ti.xcom["generation_id"] == manifest["generation_id"]
+    assert ids[0] == ids[1]
+    reserves = [e for e in rivya_airflow_conn.ledger()["entries"] if e["type"] == "reserve"]
+    assert len(reserves) == 1
+
+
+def test_other_map_index_or_body_is_another_generation(rivya_airflow_conn: Any) -> None:
+    seen = set()
+    for map_index, prompt in [(0, "a"), (1, "a"), (0, "b")]:
+        operator = RivyaGenerateImageOperator(
+            task_id="generate", prompt=prompt, wait_for_completion=False
+        )
+        manifest = operator.execute(
+            {"ti": FakeTaskInstance(map_index=map_index)}  # type: ignore[arg-type]
+        )
+        seen.add(manifest["generation_id"])
+    assert len(seen) == 3
+
+
+def test_failed_replay_is_resubmitted_under_the_next_key(rivya_airflow_conn: Any) -> None:
+    """A retry after a failed generation creates a fresh one (the failed one cost nothing)."""
+    rivya_airflow_conn.configure(fail_next=1, latency=0)
+    first = RivyaGenerateImageOperator(
+        task_id="generate", prompt="retry me", deferrable=False, poll_interval=0.1
+    )
+    with pytest.raises(GenerationFailedError, match="failed"):
+        first.execute({"ti": FakeTaskInstance()})  # type: ignore[arg-type]
+    second = RivyaGenerateImageOperator(
+        task_id="generate", prompt="retry me", deferrable=False, poll_interval=0.1
+    )
+    manifest = second.execute({"ti": FakeTaskInstance()})  # type: ignore[arg-type]
+    assert manifest["status"] == "succeeded"
+    types = [e["type"] for e in rivya_airflow_conn.ledger()["entries"]]
+    assert types.count("reserve") == 2
+    assert types.count("refund") == 1
+    assert types.count("charge") == 1
+
+
+def test_non_retryable_api_error_is_a_fail_exception(rivya_airflow_conn: Any) -> None:
+    rivya_airflow_conn.configure(credits=0)
+    operator = RivyaGenerateImageOperator(task_id="generate", prompt="no money")
+    with pytest.raises(AirflowFailException, match="insufficient_credits"):
+        operator.execute({"ti": FakeTaskInstance()})  # type: ignore[arg-type]
