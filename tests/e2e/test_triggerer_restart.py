@@ -1,0 +1,363 @@
+"""End to end on a real Airflow (scheduler, triggerer, dag-processor, api-server) and the emulator.
+
+The flagship DAG (1 generation) and the weekly marketing DAG (3 products, so 3 mapped
+generations) run with ``deferrable=True`` against the emulator, which takes 10 s per generation.
+Once a generation task is seen ``deferred`` through the REST API, the triggerer (its process tree)
+is killed with SIGKILL while the generations are still running, and a fresh triggerer is started.
+Every generation must complete, both DAG runs must succeed, and the emulator's ledger must show
+each generation reserved and charged exactly once (charges == generations, one generation id per
+task instance): a restart re-polls, it never re-submits.
+
+Each Airflow component is its own process (so the triggerer can be killed alone), in a throwaway
+``AIRFLOW_HOME`` with SQLite and the LocalExecutor. ``simple_auth_manager_all_admins`` lets the
+test call ``/api/v2`` without a token. Every process started here is stopped by PID in a
+``finally`` (SIGINT, then SIGKILL), children included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "dags_examples"
+BIN = Path(sys.executable).parent
+EMULATOR_KEY = "rvya_sk_e2e_emulator"
+LATENCY = 10.0
+BUDGET = 300.0  # the whole test, processes included
+GENERATE_DAG = "example_rivya_generate"
+MARKETING_DAG = "example_rivya_marketing_refresh"
+PRODUCTS = 3
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Processes:
+    """Processes started by this test, each stopped by PID with its children."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: dict[str, subprocess.Popen[Any]] = {}
+
+    def start(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[Any]:
+        log = (self.logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        log.close()
+        self.started[name] = process
+        return process
+
+    @staticmethod
+    def _tree(pid: int) -> list[psutil.Process]:
+        try:
+            parent = psutil.Process(pid)
+            return [parent, *parent.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def kill_now(self, name: str) -> list[int]:
+        """SIGKILL a process and its children (a crash, not a shutdown); returns their PIDs."""
+        process = self.started.pop(name)
+        tree = self._tree(process.pid)
+        for proc in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        psutil.wait_procs(tree, timeout=10)
+        return [proc.pid for proc in tree]
+
+    def stop(self, name: str, grace: float = 15.0) -> None:
+        """SIGINT (Airflow processes that ran a task ignore SIGTERM), then SIGKILL what is left."""
+        process = self.started.pop(name)
+        tree = self._tree(process.pid)
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        _, alive = psutil.wait_procs(tree[1:], timeout=5)
+        for proc in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=5)
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.started)):
+            with contextlib.suppress(Exception):
+                self.stop(name)
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.logs / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _airflow_env(home: Path, port: int, emulator_url: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "RIVYA_"))
+    }
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+        AIRFLOW__CORE__PARALLELISM="4",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
+        AIRFLOW__API__PORT=str(port),
+        AIRFLOW__API__HOST="127.0.0.1",
+        AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}",
+        AIRFLOW__API__WORKERS="1",
+        AIRFLOW__API__SECRET_KEY="rivya-e2e-secret-key",
+        AIRFLOW__API_AUTH__JWT_SECRET="rivya-e2e-jwt-secret-0123456789abcdef",
+        AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+        AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="30",
+        AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="0.5",
+        AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC="1",
+        AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD="6",
+        AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+        AIRFLOW_CONN_RIVYA_DEFAULT=json.dumps(
+            {"conn_type": "rivya", "host": emulator_url, "password": EMULATOR_KEY}
+        ),
+        RIVYA_OUTPUT_DIR=str(home / "output"),
+        RIVYA_MARKETING_MAX_PRODUCTS=str(PRODUCTS),
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[Any]:
+    end = time.monotonic() + seconds
+
+    def remaining() -> float:
+        left = end - time.monotonic()
+        assert left > 0, "end-to-end test ran out of its time budget"
+        return left
+
+    yield remaining
+
+
+def _wait_for(
+    what: str, check: Any, remaining: Any, interval: float = 0.5, limit: float | None = None
+) -> Any:
+    """Poll ``check`` until truthy, within the test budget (and ``limit`` seconds if given)."""
+    end = time.monotonic() + (limit if limit is not None else remaining())
+    while True:
+        try:
+            result = check()
+        except httpx.TransportError:  # a busy api-server on a small machine: ask again
+            result = None
+        if result:
+            return result
+        if remaining() < interval or time.monotonic() + interval > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def _get(client: httpx.Client, path: str, **params: Any) -> Any:
+    response = client.get(path, params=params)
+    response.raise_for_status()
+    return response.json()
+
+
+def _task_instances(client: httpx.Client, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    data = _get(client, f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=100)
+    return list(data["task_instances"])
+
+
+def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
+    started = time.monotonic()
+    home = tmp_path / "airflow-home"
+    (home / "dags").mkdir(parents=True)
+    for name in (f"{GENERATE_DAG}.py", f"{MARKETING_DAG}.py"):
+        shutil.copy2(EXAMPLES / name, home / "dags" / name)
+    shutil.copytree(EXAMPLES / "assets", home / "dags" / "assets")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    procs = Processes(logs)
+    port = _free_port()
+    timings: dict[str, float] = {}
+
+    try:
+        with _deadline(BUDGET) as remaining:
+            # -- the emulator: 10 s per generation, so a crash lands while they are running
+            emulator_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            procs.start(
+                "emulator",
+                [
+                    *(sys.executable, "-m", "rivya_provider.emulator", "--host", "127.0.0.1"),
+                    *("--port", "0", "--api-key", EMULATOR_KEY, "--credits", "1000"),
+                    *("--latency", str(LATENCY)),
+                ],
+                emulator_env,
+            )
+
+            def emulator_url() -> str | None:
+                match = re.search(r"listening on (http://\S+)", procs.log_tail("emulator"))
+                return match.group(1).rstrip("/") if match else None
+
+            base = _wait_for("the emulator", emulator_url, remaining)
+            emulator = httpx.Client(base_url=base, timeout=10.0)
+
+            # -- Airflow: migrate, then one process per component
+            env = _airflow_env(home, port, base)
+            subprocess.run(
+                [str(BIN / "airflow"), "db", "migrate"],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=remaining(),
+            )
+            timings["migrated"] = time.monotonic() - started
+            airflow = str(BIN / "airflow")
+            procs.start("api-server", [airflow, "api-server", "--port", str(port)], env)
+            procs.start("dag-processor", [airflow, "dag-processor"], env)
+            procs.start("scheduler", [airflow, "scheduler"], env)
+            procs.start("triggerer", [airflow, "triggerer"], env)
+            api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0)
+
+            def api_up() -> bool:
+                try:
+                    return api.get("/api/v2/monitor/health").status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            _wait_for("the api-server", api_up, remaining)
+
+            def parsed() -> bool:
+                return all(
+                    api.get(f"/api/v2/dags/{dag_id}").status_code == 200
+                    for dag_id in (GENERATE_DAG, MARKETING_DAG)
+                )
+
+            _wait_for("both DAGs to be parsed", parsed, remaining)
+            timings["ready"] = time.monotonic() - started
+
+            # -- runs: the weekly DAG gets its scheduled run on unpause; the flagship is triggered
+            for dag_id in (GENERATE_DAG, MARKETING_DAG):
+                api.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+            response = api.post(f"/api/v2/dags/{GENERATE_DAG}/dagRuns", json={"logical_date": None})
+            response.raise_for_status()
+            runs = {GENERATE_DAG: response.json()["dag_run_id"]}
+
+            def marketing_run() -> str | None:
+                data = _get(api, f"/api/v2/dags/{MARKETING_DAG}/dagRuns")
+                return data["dag_runs"][0]["dag_run_id"] if data["dag_runs"] else None
+
+            runs[MARKETING_DAG] = _wait_for("the scheduled marketing run", marketing_run, remaining)
+
+            # -- wait until a generation is deferred (in the triggerer), then crash the triggerer
+            def deferred() -> list[str]:
+                found = []
+                for dag_id, run_id in runs.items():
+                    for ti in _task_instances(api, dag_id, run_id):
+                        if ti["state"] == "deferred":
+                            found.append(f"{dag_id}.{ti['task_id']}[{ti['map_index']}]")
+                return found
+
+            seen_deferred = _wait_for("a deferred generation task", deferred, remaining, 0.3)
+            timings["first_deferred"] = time.monotonic() - started
+            # Give the other run a moment to defer too, so the crash hits several generations.
+            with contextlib.suppress(AssertionError):
+                _wait_for(
+                    "deferred tasks in both DAGs",
+                    lambda: {name.split(".")[0] for name in deferred()} == set(runs),
+                    remaining,
+                    0.3,
+                    limit=6.0,
+                )
+            at_crash = deferred()
+            generations_at_crash = emulator.get("/_emulator/generations").json()
+            killed = procs.kill_now("triggerer")
+            timings["triggerer_killed"] = time.monotonic() - started
+            running_at_crash = [
+                g for g in generations_at_crash if g["status"] in ("queued", "processing")
+            ]
+            assert running_at_crash, "the crash must land while generations are still running"
+            time.sleep(2)
+            procs.start("triggerer-2", [airflow, "triggerer"], env)
+
+            # -- every run completes
+            def finished() -> dict[str, str] | None:
+                states = {
+                    dag_id: _get(api, f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+                    for dag_id, run_id in runs.items()
+                }
+                if any(state == "failed" for state in states.values()):
+                    return states
+                return states if all(state == "success" for state in states.values()) else None
+
+            states = _wait_for("both DAG runs to finish", finished, remaining, 1.0)
+            timings["finished"] = time.monotonic() - started
+            assert states == {GENERATE_DAG: "success", MARKETING_DAG: "success"}, states
+
+            # -- one generation per generation task instance, each charged exactly once
+            generation_ids: dict[str, str] = {}
+            for dag_id, run_id in runs.items():
+                for ti in _task_instances(api, dag_id, run_id):
+                    if ti["task_id"] not in ("generate_image", "generate_product_image"):
+                        continue
+                    assert ti["state"] == "success", ti
+                    entry = _get(
+                        api,
+                        f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}"
+                        "/xcomEntries/generation_id",
+                        map_index=ti["map_index"],
+                    )
+                    generation_ids[f"{dag_id}.{ti['task_id']}[{ti['map_index']}]"] = str(
+                        entry["value"]
+                    ).strip('"')
+            assert len(generation_ids) == 1 + PRODUCTS, generation_ids
+            assert len(set(generation_ids.values())) == len(generation_ids), generation_ids
+
+            ledger = emulator.get("/_emulator/ledger").json()
+            entries = ledger["entries"]
+            charges = [e["generation_id"] for e in entries if e["type"] == "charge"]
+            reserves = [e["generation_id"] for e in entries if e["type"] == "reserve"]
+            refunds = [e for e in entries if e["type"] == "refund"]
+            assert sorted(charges) == sorted(generation_ids.values()), ledger
+            assert sorted(reserves) == sorted(generation_ids.values()), ledger
+            assert not refunds, ledger
+            assert ledger["balance"] == 1000 - 4 * (1 + PRODUCTS), ledger
+
+            images = sorted((home / "output").rglob("*.png"))
+            assert len(images) == 1 + PRODUCTS, images
+    except BaseException:
+        for name in dict.fromkeys([*procs.started, "triggerer", "triggerer-2"]):
+            print(f"--- {name} log (tail) ---\n{procs.log_tail(name)}")
+        raise
+    finally:
+        procs.stop_all()
+        elapsed = time.monotonic() - started
+        print(f"\ne2e timings (s from start): {timings}; total {elapsed:.1f} s")
+
+    print(f"deferred when the triggerer was killed: {at_crash} (first seen: {seen_deferred})")
+    print(f"killed triggerer PIDs {killed}; generations running then: {len(running_at_crash)}")
+    assert elapsed < BUDGET
