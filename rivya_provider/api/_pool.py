@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 
+from rivya_provider.api._tls import shared_ssl_context
+
 __all__ = ["shared_async_http_client"]
 
 
@@ -36,7 +38,7 @@ async def shared_async_http_client(timeout: float = 30.0) -> AsyncIterator[httpx
     loop = asyncio.get_running_loop()
     entry = _POOLS.get(loop)
     if entry is None or entry.client.is_closed:
-        entry = _Entry(httpx.AsyncClient(timeout=timeout))
+        entry = _Entry(httpx.AsyncClient(timeout=timeout, verify=shared_ssl_context()))
         _POOLS[loop] = entry
     entry.users += 1
     try:

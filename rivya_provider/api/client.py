@@ -26,6 +26,7 @@ from rivya_provider.api._core import (
     Session,
     Sleep,
 )
+from rivya_provider.api._tls import shared_ssl_context
 from rivya_provider.api.config import ClientConfig
 from rivya_provider.api.models import (
     CreateResult,
@@ -73,7 +74,9 @@ class RivyaClient:
         self._core = ClientCore(config, clock=clock or time.time)
         self._owns_http = http_client is None
         self._http = (
-            http_client if http_client is not None else httpx.Client(timeout=config.timeout)
+            http_client
+            if http_client is not None
+            else httpx.Client(timeout=config.timeout, verify=shared_ssl_context())
         )
         self._sleep = sleep or time.sleep
 
@@ -209,7 +212,9 @@ class AsyncRivyaClient:
         self._core = ClientCore(config, clock=clock or time.time)
         self._owns_http = http_client is None
         self._http = (
-            http_client if http_client is not None else httpx.AsyncClient(timeout=config.timeout)
+            http_client
+            if http_client is not None
+            else httpx.AsyncClient(timeout=config.timeout, verify=shared_ssl_context())
         )
         self._sleep = sleep or asyncio.sleep
 

@@ -136,9 +136,14 @@ def test_pools_are_never_shared_across_loops() -> None:
 
 def test_many_async_clients_share_one_pool() -> None:
     config = ClientConfig(api_key=API_KEY, base_url=BASE_URL)
+    pools: list[httpx.AsyncClient] = []
 
-    async def one_trigger() -> int:
+    async def one_trigger(all_inside: asyncio.Event) -> int:
         async with shared_async_http_client() as http:
+            pools.append(http)
+            if len(pools) == 20:
+                all_inside.set()
+            await all_inside.wait()  # triggers overlap, as in a triggerer
             rivya = AsyncRivyaClient(config, http_client=http)
             credits = await rivya.get_credits()
             await rivya.aclose()  # must not close the shared pool
@@ -146,8 +151,11 @@ def test_many_async_clients_share_one_pool() -> None:
             return credits.current_credits
 
     async def scenario() -> list[int]:
-        return await asyncio.gather(*(one_trigger() for _ in range(20)))
+        all_inside = asyncio.Event()
+        return await asyncio.gather(*(one_trigger(all_inside) for _ in range(20)))
 
     with respx.mock(base_url=BASE_URL) as router:
         router.get("/api/v1/credits").respond(200, json={"current_credits": 1000})
         assert asyncio.run(scenario()) == [1000] * 20
+    assert len({id(http) for http in pools}) == 1
+    assert _closed(pools[0])
