@@ -1,0 +1,185 @@
+"""RivyaHook: turns an Airflow connection of type ``rivya`` into Rivya API clients.
+
+Connection fields: **password** holds the API key (``rvya_sk_...``); **host** the base URL
+(default ``https://rivya.ai``; a scheme-less host means https unless **schema** says
+``http``; **port** is appended when the host has none). Extras (all optional): ``timeout``,
+``max_attempts``, ``max_backoff``, ``poll_first_delay``, ``poll_interval``, ``poll_factor``,
+``poll_max_interval``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow.sdk import BaseHook
+
+from rivya_provider.api._pool import shared_async_http_client
+from rivya_provider.api.client import AsyncRivyaClient, RivyaClient
+from rivya_provider.api.config import DEFAULT_BASE_URL, ClientConfig
+from rivya_provider.api.errors import RivyaError, RivyaValidationError
+from rivya_provider.api.polling import PollSchedule
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+__all__ = ["EXTRA_FIELDS", "RivyaHook", "base_url_from_connection", "config_from_connection"]
+
+
+def _whole_number(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(value)
+    return int(number)
+
+
+#: Extra key -> (ClientConfig / PollSchedule attribute, converter).
+EXTRA_FIELDS: Mapping[str, tuple[str, Callable[[Any], Any]]] = {
+    "timeout": ("timeout", float),
+    "max_attempts": ("max_attempts", _whole_number),
+    "max_backoff": ("max_backoff", float),
+    "poll_first_delay": ("first_delay", float),
+    "poll_interval": ("interval", float),
+    "poll_factor": ("factor", float),
+    "poll_max_interval": ("max_interval", float),
+}
+
+
+def base_url_from_connection(host: str | None, port: int | None, schema: str | None) -> str:
+    """Base URL from the connection's host (with or without scheme), port and schema."""
+    text = (host or "").strip().rstrip("/")
+    if not text:
+        return DEFAULT_BASE_URL
+    if "://" in text:
+        scheme, _, rest = text.partition("://")
+    else:
+        wanted = (schema or "").strip().lower()
+        scheme, rest = (wanted if wanted in ("http", "https") else "https"), text
+        if rest.count(":") > 1 and not rest.startswith("["):  # a bare IPv6 address
+            rest = f"[{rest}]"
+    netloc, slash, path = rest.partition("/")
+    if port:
+        try:
+            has_port = urlsplit(f"{scheme}://{netloc}").port is not None
+        except ValueError:
+            has_port = True  # leave it to ClientConfig to refuse
+        if not has_port:
+            netloc = f"{netloc}:{port}"
+    return f"{scheme}://{netloc}{slash}{path}"
+
+
+def _extra_value(extra: Mapping[str, Any], key: str) -> Any:
+    for name in (key, f"extra__rivya__{key}"):
+        value = extra.get(name)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def config_from_connection(conn: Connection, extra: Mapping[str, Any]) -> ClientConfig:
+    """The client configuration a connection (and its parsed extras) describes."""
+    config_values: dict[str, Any] = {}
+    poll_values: dict[str, Any] = {}
+    for key, (attribute, convert) in EXTRA_FIELDS.items():
+        raw = _extra_value(extra, key)
+        if raw is None:
+            continue
+        try:
+            value = convert(raw)
+        except (TypeError, ValueError):
+            raise RivyaValidationError(
+                f"extra.{key}: must be a number (got {raw!r})", field=f"extra.{key}"
+            ) from None
+        (poll_values if key.startswith("poll_") else config_values)[attribute] = value
+    return ClientConfig(
+        api_key=conn.password or "",
+        base_url=base_url_from_connection(conn.host, conn.port, conn.schema),
+        poll=PollSchedule(**poll_values),
+        **config_values,
+    )
+
+
+class RivyaHook(BaseHook):
+    """Interact with the Rivya Public API v1 through an Airflow connection.
+
+    :param rivya_conn_id: connection of type ``rivya`` (API key in the password field).
+    """
+
+    conn_name_attr = "rivya_conn_id"
+    default_conn_name = "rivya_default"
+    conn_type = "rivya"
+    hook_name = "Rivya"
+
+    def __init__(self, rivya_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rivya_conn_id = rivya_conn_id
+
+    def get_config(self) -> ClientConfig:
+        """Client configuration from the connection (blocking lookup)."""
+        conn = self.get_connection(self.rivya_conn_id)
+        return config_from_connection(conn, conn.extra_dejson)
+
+    async def aget_config(self) -> ClientConfig:
+        """Client configuration from the connection, looked up without blocking the loop."""
+        conn = await self.aget_connection(self.rivya_conn_id)
+        return config_from_connection(conn, await conn.aextra_dejson())
+
+    def get_conn(self) -> RivyaClient:
+        """Same as :meth:`get_client`."""
+        return self.get_client()
+
+    def get_client(self) -> RivyaClient:
+        """A new sync client (use it as a context manager, or ``close()`` it)."""
+        return RivyaClient(self.get_config())
+
+    async def get_async_client(self) -> AsyncRivyaClient:
+        """A new async client with its own connection pool (``aclose()`` it when done)."""
+        return AsyncRivyaClient(await self.aget_config())
+
+    @contextlib.asynccontextmanager
+    async def async_client(
+        self, poll: PollSchedule | Mapping[str, Any] | None = None
+    ) -> AsyncIterator[AsyncRivyaClient]:
+        """An async client on the event loop's shared connection pool, released on exit.
+
+        :param poll: poll schedule override (a ``PollSchedule`` or its ``to_dict()`` form).
+        """
+        config = await self.aget_config()
+        if poll is not None:
+            schedule = poll if isinstance(poll, PollSchedule) else PollSchedule.from_dict(poll)
+            config = config.with_poll(schedule)
+        async with shared_async_http_client(config.timeout) as http:
+            yield AsyncRivyaClient(config, http_client=http)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Call ``GET /api/v1/credits``; answer quickly (few retries)."""
+        try:
+            config = self.get_config()
+            quick = dataclasses.replace(
+                config, max_attempts=min(config.max_attempts, 2), max_backoff=2.0
+            )
+            with RivyaClient(quick) as client:
+                credits = client.get_credits()
+        except RivyaError as exc:
+            return False, f"{exc.code}: {exc.message}"
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, f"Connected: {credits.current_credits} credits"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form for Airflow 3.1 (3.2+ reads the provider info instead)."""
+        return {
+            "hidden_fields": ["login", "port", "schema"],
+            "relabeling": {"password": "API key", "host": "Base URL"},
+            "placeholders": {
+                "host": DEFAULT_BASE_URL,
+                "password": "rvya_sk_...",
+                "extra": '{"timeout": 30, "max_attempts": 5, "poll_interval": 5}',
+            },
+        }
