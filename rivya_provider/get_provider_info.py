@@ -25,9 +25,62 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["software"],
             }
         ],
-        "hooks": [],
+        "hooks": [{"integration-name": "Rivya", "python-modules": ["rivya_provider.hooks.rivya"]}],
         "operators": [],
         "sensors": [],
         "triggers": [],
-        "connection-types": [],
+        "connection-types": [
+            {
+                "hook-class-name": "rivya_provider.hooks.rivya.RivyaHook",
+                "hook-name": "Rivya",
+                "connection-type": "rivya",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["login", "port", "schema"],
+                    "relabeling": {"password": "API key", "host": "Base URL"},
+                    "placeholders": {
+                        "host": "https://rivya.ai",
+                        "password": "rvya_sk_...",
+                        "extra": '{"timeout": 30, "max_attempts": 5, "poll_interval": 5}',
+                    },
+                },
+                # Defaults mirror ClientConfig and PollSchedule (tests/hooks holds them equal).
+                "conn-fields": {
+                    "timeout": {
+                        "label": "Request timeout (s)",
+                        "schema": {
+                            "type": ["number", "null"],
+                            "default": 30.0,
+                            "exclusiveMinimum": 0,
+                        },
+                        "description": "Seconds allowed to connect, read or write one request.",
+                    },
+                    "max_attempts": {
+                        "label": "Max attempts per request",
+                        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 1},
+                        "description": "Tries on network errors, 429, 502-504 (first included).",
+                    },
+                    "max_backoff": {
+                        "label": "Max total backoff (s)",
+                        "schema": {"type": ["number", "null"], "default": 60.0, "minimum": 0},
+                        "description": "Most seconds one call waits between its attempts.",
+                    },
+                    "poll_first_delay": {
+                        "label": "First status check after (s)",
+                        "schema": {"type": ["number", "null"], "default": 2.0, "minimum": 0},
+                    },
+                    "poll_interval": {
+                        "label": "Poll interval (s)",
+                        "schema": {"type": ["number", "null"], "default": 5.0, "minimum": 0},
+                    },
+                    "poll_factor": {
+                        "label": "Poll interval growth factor",
+                        "schema": {"type": ["number", "null"], "default": 1.5, "minimum": 1},
+                    },
+                    "poll_max_interval": {
+                        "label": "Max poll interval (s)",
+                        "schema": {"type": ["number", "null"], "default": 15.0, "minimum": 0},
+                    },
+                },
+            }
+        ],
     }
