@@ -60,9 +60,11 @@ def _is_loopback(client: Any) -> bool:
     if not client:
         return False
     try:
-        return ipaddress.ip_address(str(client[0])).is_loopback
+        address = ipaddress.ip_address(str(client[0]))
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool((mapped or address).is_loopback)
 
 
 class EmulatorApp:
@@ -296,7 +298,7 @@ class _Routes:
         if not host:
             server = request.scope.get("server") or ("127.0.0.1", 80)
             host = f"{server[0]}:{server[1]}"
-        return f"{request.url.scheme}://{swap_host(host)}"
+        return f"{request.scope.get('scheme', 'http')}://{swap_host(host)}"
 
     @staticmethod
     async def _json(request: Request) -> Any:

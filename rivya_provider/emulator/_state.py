@@ -83,10 +83,17 @@ def validation_error(message: str) -> ApiError:
     return ApiError(400, "validation_failed", message)
 
 
+_last_second: list[Any] = [None, ""]
+
+
 def iso(timestamp: float) -> str:
     """``2026-05-11T00:00:00.000Z`` (UTC, milliseconds), the format of the documented examples."""
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    millis = int(timestamp * 1000)
+    second, milli = divmod(millis, 1000)
+    if _last_second[0] != second:  # strftime is the costliest step of a status request
+        moment = datetime.fromtimestamp(second, tz=timezone.utc)
+        _last_second[:] = [second, moment.strftime("%Y-%m-%dT%H:%M:%S")]
+    return f"{_last_second[1]}.{milli:03d}Z"
 
 
 def new_id(prefix: str) -> str:
@@ -129,6 +136,7 @@ class Generation:
     sig: str
     reference_file_id: str | None
     settled: bool = False
+    timestamps: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def status(self, now: float) -> str:
         """The status at monotonic time ``now``."""
@@ -146,6 +154,13 @@ class Generation:
         if status == "processing":
             return self.created_wall + self.latency * QUEUED_FRACTION
         return self.created_wall + self.latency
+
+    def iso_at(self, status: str) -> str:
+        """``updated_at`` for ``status`` (``queued`` gives ``created_at``), formatted once."""
+        text = self.timestamps.get(status)
+        if text is None:
+            text = self.timestamps[status] = iso(self.updated_wall(status))
+        return text
 
     @property
     def due(self) -> float:
@@ -482,8 +497,8 @@ class EmulatorState:
             "model": generation.model.id,
             "reserved_credits": generation.reserved,
             "final_credits": generation.reserved if status == "succeeded" else 0,
-            "created_at": iso(generation.created_wall),
-            "updated_at": iso(generation.updated_wall(status)),
+            "created_at": generation.iso_at("queued"),
+            "updated_at": generation.iso_at(status),
             "result": result,
             "error": error,
         }
@@ -675,7 +690,7 @@ class EmulatorState:
                 "idempotency_key": g.idempotency_key,
                 "key": g.owner_label,
                 "reserved_credits": g.reserved,
-                "created_at": iso(g.created_wall),
+                "created_at": g.iso_at("queued"),
             }
             for g in self.generations.values()
         ]

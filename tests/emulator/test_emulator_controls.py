@@ -160,6 +160,7 @@ async def test_controls_refuse_non_loopback_clients() -> None:
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "forbidden"
         assert (await client.get("/api/v1/models")).status_code == 200
-    local = httpx.ASGITransport(app=app, client=("127.0.0.1", 4000))
-    async with httpx.AsyncClient(transport=local, base_url="http://emu") as client:
-        assert (await client.get("/_emulator/health")).status_code == 200
+    for loopback in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
+        local = httpx.ASGITransport(app=app, client=(loopback, 4000))
+        async with httpx.AsyncClient(transport=local, base_url="http://emu") as client:
+            assert (await client.get("/_emulator/health")).status_code == 200
