@@ -5,7 +5,8 @@ cheap: no Airflow, no httpx, no emulator until a fixture is used.
 
 * ``rivya_emulator_session`` (session scope): one emulator subprocess for the whole session.
 * ``rivya_emulator``: that emulator, reset before the test (no generations, files, ledger
-  entries, request log or faults; startup config: latency 0.5 s, 1000 credits).
+  entries, request log or faults; startup config: latency 0.5 s, 1000 credits, which the ini
+  options ``rivya_emulator_latency`` and ``rivya_emulator_credits`` change).
 * ``rivya_airflow_conn``: ``rivya_emulator`` with ``AIRFLOW_CONN_RIVYA_DEFAULT`` set to it for
   the test's duration only.
 """
@@ -22,14 +23,31 @@ if TYPE_CHECKING:
 
 FIXTURE_LATENCY = 0.5
 """Seconds to a terminal status in fixtures (``rivya_emulator.configure(latency=...)``)."""
+FIXTURE_CREDITS = 1000
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Ini options for the emulator fixtures' startup configuration."""
+    parser.addini(
+        "rivya_emulator_latency",
+        f"seconds to a terminal status in the Rivya emulator (default {FIXTURE_LATENCY})",
+        default=str(FIXTURE_LATENCY),
+    )
+    parser.addini(
+        "rivya_emulator_credits",
+        f"starting wallet balance of the Rivya emulator (default {FIXTURE_CREDITS})",
+        default=str(FIXTURE_CREDITS),
+    )
 
 
 @pytest.fixture(scope="session")
-def rivya_emulator_session() -> Iterator[RivyaEmulator]:
+def rivya_emulator_session(pytestconfig: pytest.Config) -> Iterator[RivyaEmulator]:
     """One emulator subprocess on a free loopback port, shared by the session."""
     from rivya_provider.testing.emulator_process import run_emulator
 
-    with run_emulator(latency=FIXTURE_LATENCY) as emulator:
+    latency = float(pytestconfig.getini("rivya_emulator_latency"))
+    credits = int(pytestconfig.getini("rivya_emulator_credits"))
+    with run_emulator(latency=latency, credits=credits) as emulator:
         yield emulator
 
 

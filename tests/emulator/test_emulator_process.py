@@ -93,6 +93,7 @@ def test_rivya_airflow_conn_sets_the_variable(rivya_airflow_conn) -> None:
 
 def test_plugin_in_a_user_project(tmp_path: Path) -> None:
     """A user's test session gets the fixtures; the connection lasts one test only."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\nrivya_emulator_credits = 77\n")
     (tmp_path / "test_user.py").write_text(
         textwrap.dedent(
             """
@@ -107,7 +108,7 @@ def test_plugin_in_a_user_project(tmp_path: Path) -> None:
                     rivya_airflow_conn.base_url + "/api/v1/credits",
                     headers={"Authorization": "Bearer " + rivya_airflow_conn.api_key},
                 )
-                assert response.json() == {"current_credits": 1000}
+                assert response.json() == {"current_credits": 77}
 
 
             def test_after(rivya_emulator):
