@@ -64,10 +64,12 @@ class EmulatorConfig:
 
     def __post_init__(self) -> None:
         check_non_negative_int("credits", self.credits)
-        check_non_negative_float("latency", self.latency)
         if self.rate_limit is not None:
             check_non_negative_int("rate_limit", self.rate_limit)
-        check_non_negative_float("rate_limit_window", self.rate_limit_window)
+        for name in ("latency", "rate_limit_window"):
+            object.__setattr__(self, name, check_non_negative_float(name, getattr(self, name)))
+        if not self.keys:
+            raise ConfigError("at least one API key is required")
         labelled = {
             value: key if key.label else dataclasses.replace(key, label=f"key{index}")
             for index, (value, key) in enumerate(self.keys.items())

@@ -179,7 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     base_url = base_url_for(args.host, sock)
     media = config.media_base_url or media_base_for(base_url)
-    first_key = next(iter(config.keys))
+    first_key = next(
+        (value for value, key in config.keys.items() if key.state == "active"),
+        next(iter(config.keys)),
+    )
     print(f"Rivya emulator listening on {base_url} (API key: {first_key})", flush=True)
     print(
         f"Media URLs use {media}; test controls under {base_url}/_emulator/ (loopback only). "

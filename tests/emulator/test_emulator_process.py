@@ -19,22 +19,29 @@ from rivya_provider.testing.emulator_process import EmulatorProcess, run_emulato
 READY = re.compile(r"^Rivya emulator listening on (http://\S+) \(API key: (\S+)\)$")
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_cli_prints_its_address_serves_and_exits_0(stop_signal: signal.Signals) -> None:
-    command = [sys.executable, "-m", "rivya_provider.emulator", "--port", "0"]
-    command += ["--api-key", "rvya_sk_one", "--api-key", "rvya_sk_two", "--credits", "50"]
+@pytest.mark.parametrize(
+    ("stop_signal", "keys"),
+    [(signal.SIGTERM, ["rvya_sk_one", "rvya_sk_two"]), (signal.SIGINT, [])],
+)
+def test_cli_prints_its_address_serves_and_exits_0(
+    stop_signal: signal.Signals, keys: list[str]
+) -> None:
+    command = [sys.executable, "-m", "rivya_provider.emulator", "--port", "0", "--credits", "50"]
+    for key in keys:
+        command += ["--api-key", key]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         found = READY.match(process.stdout.readline().rstrip("\n"))
         assert found, "first line must announce the base URL and key"
-        base_url, key = found.groups()
-        assert key == "rvya_sk_one"
+        base_url, printed_key = found.groups()
+        assert printed_key == (keys[0] if keys else "rvya_sk_emulator")
         assert not base_url.endswith(":0")
-        credits = httpx.get(
-            f"{base_url}/api/v1/credits", headers={"Authorization": "Bearer rvya_sk_two"}
-        )
-        assert credits.json() == {"current_credits": 50}
+        for key in keys or ["rvya_sk_emulator"]:
+            credits = httpx.get(
+                f"{base_url}/api/v1/credits", headers={"Authorization": f"Bearer {key}"}
+            )
+            assert credits.json() == {"current_credits": 50}
         process.send_signal(stop_signal)
         assert process.wait(10) == 0
     finally:
@@ -43,17 +50,24 @@ def test_cli_prints_its_address_serves_and_exits_0(stop_signal: signal.Signals) 
             process.wait()
 
 
-def test_cli_default_key_and_config_file(tmp_path: Path) -> None:
+def test_cli_config_file_keys_and_limits(tmp_path: Path) -> None:
     config = tmp_path / "emulator.json"
-    config.write_text(json.dumps({"credits": 12, "rate_limit": 1, "rate_limit_window": 60}))
-    runner = EmulatorProcess(credits=12, extra_args=["--config", str(config)])
+    settings = {
+        "keys": {"rvya_sk_gone": {"state": "revoked"}, "rvya_sk_live": {}},
+        "rate_limit": 1,
+        "rate_limit_window": 60,
+    }
+    config.write_text(json.dumps(settings))
+    runner = EmulatorProcess(api_keys=(), extra_args=["--config", str(config)])
     runner.start()
     try:
-        assert runner.api_key == "rvya_sk_emulator"
-        headers = {"Authorization": f"Bearer {runner.api_key}"}
-        assert httpx.get(f"{runner.base_url}/api/v1/credits", headers=headers).status_code == 200
-        limited = httpx.get(f"{runner.base_url}/api/v1/credits", headers=headers)
-        assert limited.status_code == 429
+        assert runner.api_key == "rvya_sk_live"
+        url = f"{runner.base_url}/api/v1/credits"
+        gone = httpx.get(url, headers={"Authorization": "Bearer rvya_sk_gone"})
+        assert gone.json()["error"]["code"] == "api_key_revoked"
+        live = {"Authorization": "Bearer rvya_sk_live"}
+        assert httpx.get(url, headers=live).status_code == 200
+        assert httpx.get(url, headers=live).status_code == 429
     finally:
         assert runner.stop() == 0
 
