@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -144,9 +145,22 @@ def measure(
     return latencies, sum(result[1] for result in results)
 
 
-def report(base_url: str, ids: list[str], created_in: float, args: argparse.Namespace) -> None:
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux ``/proc``), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def report(
+    base_url: str, pid: int, ids: list[str], created_in: float, args: argparse.Namespace
+) -> None:
     """Measure and print the figures."""
+    cpu_before = cpu_seconds(pid)
     latencies, errors = measure(base_url, ids, args.seconds, args.concurrency, args.processes)
+    cpu_after = cpu_seconds(pid)
     with httpx.Client(base_url=base_url) as control:
         statuses = [g["status"] for g in control.get("/_emulator/generations").json()]
         balance = control.get("/_emulator/ledger").json()["balance"]
@@ -162,6 +176,12 @@ def report(base_url: str, ids: list[str], created_in: float, args: argparse.Name
     print(f"throughput:              {len(latencies) / args.seconds:.0f} requests/s")
     print(f"latency p50:             {statistics.median(ordered) * 1000:.2f} ms")
     print(f"latency p99:             {p99 * 1000:.2f} ms")
+    if cpu_before is not None and cpu_after is not None and latencies:
+        per_request = (cpu_after - cpu_before) / len(latencies)
+        print(
+            f"emulator CPU per request: {per_request * 1000:.3f} ms "
+            f"(~{1 / max(per_request, 1e-9):.0f} requests/s per core, client excluded)"
+        )
     print(f"errors:                  {errors}")
     print(f"balance:                 {balance}")
 
@@ -179,7 +199,7 @@ def main() -> None:
         print(f"emulator pid {process.pid} at {base_url}")
         started = time.perf_counter()
         ids: list[str] = _run(create_generations(base_url, args.generations))
-        report(base_url, ids, time.perf_counter() - started, args)
+        report(base_url, process.pid, ids, time.perf_counter() - started, args)
     finally:
         os.kill(process.pid, signal.SIGINT)
         process.wait(10)
