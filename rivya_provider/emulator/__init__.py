@@ -58,7 +58,11 @@ Choices where the documentation is silent ([assumed] in RIVYA_API.md):
 Test controls (loopback clients only, otherwise 403): ``GET /_emulator/health``,
 ``POST /_emulator/reset``, ``GET /_emulator/ledger``, ``GET /_emulator/requests``,
 ``GET /_emulator/generations``, ``GET|POST|DELETE /_emulator/faults``,
-``GET|POST /_emulator/config``. See ``rivya_provider.testing`` for a client.
+``GET|POST /_emulator/config``. A fault rule is ``{"path", "match": "prefix"|"exact",
+"method", "count", "action": "status"|"drop"|"drop_after"|"delay", "status", "code",
+"message", "retry_after", "delay"}``; it applies to API and media paths (never to the
+controls), before authentication, and ``drop_after`` processes the request before dropping the
+connection. See ``rivya_provider.testing`` for a client.
 """
 
 from __future__ import annotations

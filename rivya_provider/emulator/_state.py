@@ -83,17 +83,18 @@ def validation_error(message: str) -> ApiError:
     return ApiError(400, "validation_failed", message)
 
 
-_last_second: list[Any] = [None, ""]
+_formatted_second: tuple[int, str] = (-1, "")
 
 
 def iso(timestamp: float) -> str:
     """``2026-05-11T00:00:00.000Z`` (UTC, milliseconds), the format of the documented examples."""
-    millis = int(timestamp * 1000)
-    second, milli = divmod(millis, 1000)
-    if _last_second[0] != second:  # strftime is the costliest step of a status request
+    global _formatted_second
+    second, milli = divmod(int(timestamp * 1000), 1000)
+    cached = _formatted_second  # one read: safe if several in-process emulators share it
+    if cached[0] != second:  # strftime is the costliest step of a status request
         moment = datetime.fromtimestamp(second, tz=timezone.utc)
-        _last_second[:] = [second, moment.strftime("%Y-%m-%dT%H:%M:%S")]
-    return f"{_last_second[1]}.{milli:03d}Z"
+        cached = _formatted_second = (second, moment.strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{cached[1]}.{milli:03d}Z"
 
 
 def new_id(prefix: str) -> str:
