@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import math
 import time
@@ -321,8 +322,6 @@ class ClientCore:
         return body[:ERROR_BODY_LIMIT]
 
     def _error(self, response: httpx.Response, body: bytes) -> RivyaError:
-        import json
-
         try:
             data = json.loads(body) if body else None
         except ValueError:
