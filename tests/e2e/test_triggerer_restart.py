@@ -85,28 +85,27 @@ class Processes:
         psutil.wait_procs(tree, timeout=10)
         return [proc.pid for proc in tree]
 
-    def stop(self, name: str, grace: float = 15.0) -> None:
-        """SIGINT (Airflow processes that ran a task ignore SIGTERM), then SIGKILL what is left."""
-        process = self.started.pop(name)
-        tree = self._tree(process.pid)
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        _, alive = psutil.wait_procs(tree[1:], timeout=5)
+    def stop_all(self, grace: float = 15.0) -> None:
+        """Stop everything at once: SIGINT to each PID, wait together, then SIGKILL leftovers."""
+        trees = {name: self._tree(process.pid) for name, process in self.started.items()}
+        for process in self.started.values():
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + grace
+        for process in self.started.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        leftovers = [proc for tree in trees.values() for proc in tree]
+        _, alive = psutil.wait_procs(leftovers, timeout=max(0.1, deadline - time.monotonic()))
         for proc in alive:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
         psutil.wait_procs(alive, timeout=5)
-
-    def stop_all(self) -> None:
-        for name in reversed(list(self.started)):
-            with contextlib.suppress(Exception):
-                self.stop(name)
+        for process in self.started.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+        self.started.clear()
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.logs / f"{name}.log"
