@@ -26,9 +26,21 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": "Rivya", "python-modules": ["rivya_provider.hooks.rivya"]}],
-        "operators": [],
-        "sensors": [],
-        "triggers": [],
+        "operators": [
+            {
+                "integration-name": "Rivya",
+                "python-modules": [
+                    "rivya_provider.operators.generate",
+                    "rivya_provider.operators.upload",
+                ],
+            }
+        ],
+        "sensors": [
+            {"integration-name": "Rivya", "python-modules": ["rivya_provider.sensors.generation"]}
+        ],
+        "triggers": [
+            {"integration-name": "Rivya", "python-modules": ["rivya_provider.triggers.generation"]}
+        ],
         "connection-types": [
             {
                 "hook-class-name": "rivya_provider.hooks.rivya.RivyaHook",

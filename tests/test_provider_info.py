@@ -62,18 +62,15 @@ def test_required_keys_present() -> None:
             assert entry["integration-name"] in integration_names
 
 
-@pytest.mark.parametrize("module", _module_paths(get_provider_info()) or ["rivya_provider"])
+@pytest.mark.parametrize("module", _module_paths(get_provider_info()))
 def test_every_listed_module_imports(module: str) -> None:
     importlib.import_module(module)
 
 
 @pytest.mark.parametrize(
-    "dotted", [c["hook-class-name"] for c in get_provider_info()["connection-types"]] or [None]
+    "dotted", [c["hook-class-name"] for c in get_provider_info()["connection-types"]]
 )
-def test_every_named_class_exists(dotted: str | None) -> None:
-    if dotted is None:
-        assert get_provider_info()["connection-types"] == []
-        return
+def test_every_named_class_exists(dotted: str) -> None:
     module_name, _, class_name = dotted.rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name)
     assert isinstance(cls, type)
@@ -85,3 +82,31 @@ def test_airflow_providers_manager_sees_the_provider() -> None:
     providers = ProvidersManager().providers
     assert DISTRIBUTION in providers
     assert providers[DISTRIBUTION].version == importlib.metadata.version(DISTRIBUTION)
+
+
+def _bases() -> dict[str, type]:
+    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator
+    from airflow.triggers.base import BaseTrigger
+
+    return {
+        "hooks": BaseHook,
+        "operators": BaseOperator,
+        "sensors": BaseSensorOperator,
+        "triggers": BaseTrigger,
+    }
+
+
+@pytest.mark.parametrize("section", ["hooks", "operators", "sensors", "triggers"])
+def test_every_listed_module_defines_a_class_of_its_section(section: str) -> None:
+    base = _bases()[section]
+    entries = get_provider_info()[section]
+    assert entries, f"{section} is empty"
+    for entry in entries:
+        for module_name in entry["python-modules"]:
+            module = importlib.import_module(module_name)
+            defined = [
+                obj
+                for obj in vars(module).values()
+                if isinstance(obj, type) and obj.__module__ == module_name and issubclass(obj, base)
+            ]
+            assert defined, f"{module_name} defines no {base.__name__}"

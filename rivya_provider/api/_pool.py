@@ -26,6 +26,10 @@ class _Entry:
     users: int = 0
 
 
+#: One triggerer loop may carry thousands of generations: cap the sockets, and keep every one of
+#: them alive between polls (httpx keeps only 20 by default and would reopen the rest).
+POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=60)
+
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Entry] = weakref.WeakKeyDictionary()
 
 
@@ -38,7 +42,9 @@ async def shared_async_http_client(timeout: float = 30.0) -> AsyncIterator[httpx
     loop = asyncio.get_running_loop()
     entry = _POOLS.get(loop)
     if entry is None or entry.client.is_closed:
-        entry = _Entry(httpx.AsyncClient(timeout=timeout, verify=shared_ssl_context()))
+        entry = _Entry(
+            httpx.AsyncClient(timeout=timeout, verify=shared_ssl_context(), limits=POOL_LIMITS)
+        )
         _POOLS[loop] = entry
     entry.users += 1
     try:
