@@ -10,7 +10,7 @@ emulator, so ``--processes 2`` splits the workers over two client processes; wit
 (one process) the figure is a lower bound set by the client.
 
     .venv/bin/python bench/emulator_throughput.py [--generations 1000] [--seconds 10]
-        [--concurrency 8] [--processes 1]
+        [--concurrency 4] [--processes 1]
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--generations", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--processes", type=int, default=1)
     args = parser.parse_args()
     process, base_url = start_emulator()
