@@ -28,7 +28,32 @@ class _Entry:
 
 #: One triggerer loop may carry thousands of generations: cap the sockets, and keep every one of
 #: them alive between polls (httpx keeps only 20 by default and would reopen the rest).
-POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=60)
+MAX_CONNECTIONS = 32
+POOL_LIMITS = httpx.Limits(
+    max_connections=MAX_CONNECTIONS,
+    max_keepalive_connections=MAX_CONNECTIONS,
+    keepalive_expiry=60,
+)
+
+
+class _BoundedTransport(httpx.AsyncBaseTransport):
+    """Admit at most ``limit`` requests into httpcore's pool at once; the rest wait here.
+
+    httpcore rescans its whole queue of waiting requests on every state change, so a thousand
+    triggers polling at once would spend their CPU there (measured: throughput collapsed into
+    PoolTimeouts). An asyncio semaphore queues them cheaply instead.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, limit: int) -> None:
+        self._inner = inner
+        self._slots = asyncio.Semaphore(limit)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        async with self._slots:
+            return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Entry] = weakref.WeakKeyDictionary()
 
@@ -42,9 +67,9 @@ async def shared_async_http_client(timeout: float = 30.0) -> AsyncIterator[httpx
     loop = asyncio.get_running_loop()
     entry = _POOLS.get(loop)
     if entry is None or entry.client.is_closed:
-        entry = _Entry(
-            httpx.AsyncClient(timeout=timeout, verify=shared_ssl_context(), limits=POOL_LIMITS)
-        )
+        inner = httpx.AsyncHTTPTransport(verify=shared_ssl_context(), limits=POOL_LIMITS)
+        transport = _BoundedTransport(inner, MAX_CONNECTIONS)
+        entry = _Entry(httpx.AsyncClient(timeout=timeout, transport=transport))
         _POOLS[loop] = entry
     entry.users += 1
     try:
