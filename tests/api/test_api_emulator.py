@@ -16,8 +16,6 @@ from rivya_provider.api.errors import AuthenticationError
 from rivya_provider.api.models import GenerationRequest
 from rivya_provider.api.polling import PollSchedule
 
-pytest.importorskip("rivya_provider.testing.emulator_process")
-
 if TYPE_CHECKING:
     from rivya_provider.testing.emulator_process import RivyaEmulator
 

@@ -9,8 +9,6 @@ import pytest
 
 from rivya_provider.hooks.rivya import RivyaHook
 
-pytest.importorskip("rivya_provider.testing.emulator_process")
-
 if TYPE_CHECKING:
     from rivya_provider.testing.emulator_process import RivyaEmulator
 
