@@ -19,11 +19,8 @@ returns instead of waiting forever.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,21 +30,11 @@ from typing import Any
 
 import pytest
 
+from tests.airflow_support import import_file, task_states, xcom
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "dags_examples"
 EXAMPLE_FILES = sorted(EXAMPLES.glob("example_*.py"))
-
-
-@pytest.fixture(scope="session")
-def examples_airflow_db() -> None:
-    """``airflow db migrate`` once per session (SQLite in the throwaway AIRFLOW_HOME)."""
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True,
-        capture_output=True,
-        env=os.environ.copy(),
-        timeout=300,
-    )
 
 
 class Examples:
@@ -67,46 +54,12 @@ class Examples:
         """The ``DAG`` of ``dags_examples/<name>.py`` (imported from the dags-folder copy)."""
         if name not in self._modules:
             path = self.dags_folder / f"{name}.py"
-            spec = importlib.util.spec_from_file_location(f"rivya_examples_{name}", path)
-            assert spec is not None
-            assert spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
+            module = import_file(path, f"rivya_examples_{name}")
             self._modules[name] = module
         return getattr(self._modules[name], name)()  # the @dag factory builds the DAG
 
-    @staticmethod
-    def xcom(dag_run: Any, task_id: str, map_index: int = -1, key: str = "return_value") -> Any:
-        from airflow.models.xcom import XComModel
-        from airflow.utils.session import create_session
-        from sqlalchemy import select
-
-        with create_session() as session:
-            row = session.scalars(
-                select(XComModel).where(
-                    XComModel.dag_id == dag_run.dag_id,
-                    XComModel.run_id == dag_run.run_id,
-                    XComModel.task_id == task_id,
-                    XComModel.key == key,
-                    XComModel.map_index == map_index,
-                )
-            ).first()
-            return None if row is None else XComModel.deserialize_value(row)
-
-    @staticmethod
-    def task_states(dag_run: Any) -> dict[tuple[str, int], str]:
-        from airflow.models.taskinstance import TaskInstance
-        from airflow.utils.session import create_session
-        from sqlalchemy import select
-
-        with create_session() as session:
-            tis = session.scalars(
-                select(TaskInstance).where(
-                    TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id
-                )
-            ).all()
-            return {(ti.task_id, ti.map_index): str(ti.state) for ti in tis}
+    xcom = staticmethod(xcom)
+    task_states = staticmethod(task_states)
 
 
 @pytest.fixture(scope="session")
@@ -115,7 +68,7 @@ def examples_output_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def examples(examples_airflow_db: None, examples_output_dir: Path) -> Iterator[Examples]:
+def examples(airflow_db: None, examples_output_dir: Path) -> Iterator[Examples]:
     previous = os.environ.get("RIVYA_OUTPUT_DIR")
     os.environ["RIVYA_OUTPUT_DIR"] = str(examples_output_dir)
     harness = Examples(examples_output_dir)
