@@ -87,17 +87,14 @@ class Emulator:
 
 def current_credits(base_url: str, api_key: str) -> int | None:
     """The wallet balance, or None when it cannot be read (e.g. a key without credits:read)."""
-    import httpx
+    from rivya_provider.api.client import ClientConfig, RivyaClient
+    from rivya_provider.api.errors import RivyaError
 
     try:
-        response = httpx.get(
-            f"{base_url}/api/v1/credits",
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=10.0,
-        )
-        response.raise_for_status()
-        return int(response.json()["current_credits"])
-    except Exception:
+        config = ClientConfig(base_url=base_url, api_key=api_key, max_attempts=2, max_backoff=2)
+        with RivyaClient(config) as client:
+            return client.get_credits().current_credits
+    except RivyaError:
         return None
 
 
