@@ -83,9 +83,12 @@ async def test_deadline_yields_timeout_with_last_status(rivya_airflow_conn: Any)
 
 
 async def test_non_retryable_error_ends_with_error_event(rivya_airflow_conn: Any) -> None:
+    from rivya_provider.api import _pool
+
     events = await _events(
         RivyaGenerationTrigger("task_does_not_exist", deadline=time.time() + 30, poll=FAST_POLL)
     )
+    assert _pool._pool_users() == 0
     assert [e["status"] for e in events] == ["error"]
     assert events[0]["error_code"] == "not_found"
     assert events[0]["retryable"] is False
@@ -101,6 +104,9 @@ async def test_two_copies_at_once_agree_and_charge_once(rivya_airflow_conn: Any)
     )
     assert first == second
     assert first[0]["status"] == "succeeded"
+    from rivya_provider.api import _pool
+
+    assert _pool._pool_users() == 0  # both released the shared pool on their way out
     charges = [e for e in rivya_airflow_conn.ledger()["entries"] if e["type"] == "charge"]
     assert len(charges) == 1
 
