@@ -26,6 +26,7 @@ from rivya_provider.api.models import Generation
 
 if TYPE_CHECKING:
     from rivya_provider.api.client import RivyaClient
+    from rivya_provider.api.models import CreateResult
 
 #: Key of the generation id in XCom (pushed before deferring) and in the task state store.
 GENERATION_ID_XCOM_KEY = "generation_id"
@@ -71,6 +72,38 @@ def derive_idempotency_key(identity: str, body_sha256: str) -> str:
 def resubmission_key(base_key: str, round_number: int) -> str:
     """Key for the ``round_number``-th fresh submission after replayed generations had failed."""
     return base_key if round_number == 0 else f"{base_key}-r{round_number}"
+
+
+#: Fresh submissions one task instance may make after replayed generations had failed.
+MAX_RESUBMISSIONS = 20
+#: A generation created this long before the current try started belongs to an earlier try
+#: (tolerates clock skew between the worker and the API).
+_EARLIER_ATTEMPT_MARGIN = 30.0
+
+
+def is_earlier_attempt(created: CreateResult, try_started: float) -> bool:
+    """Whether a create answer is a replay of an earlier try's generation.
+
+    The ``Idempotent-Replayed`` header says so when the API sends it (its replay semantics are
+    not documented); otherwise a generation created well before this try started is a replay.
+    """
+    if created.replayed:
+        return True
+    created_at = parse_timestamp(created.generation.created_at)
+    return created_at is not None and created_at < try_started - _EARLIER_ATTEMPT_MARGIN
+
+
+def parse_timestamp(value: str | None) -> float | None:
+    """Epoch seconds of an API timestamp (ISO 8601, ``Z`` or offset), or None."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
 
 
 def as_storage_path(output_path: str | ObjectStoragePath) -> ObjectStoragePath:
@@ -220,15 +253,8 @@ def build_manifest(
 
 def elapsed_since(generation: Generation) -> float | None:
     """Seconds since the generation was created, when the API says when that was."""
-    if not generation.created_at:
-        return None
-    try:
-        created = datetime.fromisoformat(generation.created_at.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=timezone.utc)
-    return max(0.0, time.time() - created.timestamp())
+    created = parse_timestamp(generation.created_at)
+    return None if created is None else max(0.0, time.time() - created)
 
 
 class GenerationEvent(BaseModel):

@@ -231,12 +231,15 @@ class RivyaGenerateImageOperator(BaseOperator):
             saved_round = saved.get("round", 0)
             round_number = (saved_round if isinstance(saved_round, int) else 0) + 1
 
+        started = time.time()
         while True:
             key = gen.resubmission_key(base_key, round_number)
             created = client.create_generation(request, idempotency_key=key)
             generation = created.generation
-            if generation.status != "failed" or not created.replayed:
+            if generation.status != "failed" or not gen.is_earlier_attempt(created, started):
                 break
+            if round_number >= gen.MAX_RESUBMISSIONS:
+                break  # finishes as the failed generation it is; never loop without end
             self.log.info(
                 "Generation %s replayed for this task had failed (credits released); "
                 "submitting a fresh one",
