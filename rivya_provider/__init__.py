@@ -6,6 +6,6 @@ their modules (``rivya_provider.operators.generate`` and friends) and are import
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__"]

@@ -10,6 +10,9 @@ from typing import Any
 
 from rivya_provider import __version__
 
+#: The provider's documentation: its README, rendered on the PyPI project page.
+DOCUMENTATION_URL = "https://pypi.org/project/airflow-provider-rivya/"
+
 
 def get_provider_info() -> dict[str, Any]:
     """Return the provider description Airflow's ProvidersManager expects."""
@@ -18,6 +21,8 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Rivya",
         "description": "Image generation with the Rivya Public API v1 (model qwen-image).",
         "versions": [__version__],
+        # Without it Admin -> Providers links to a non-existent airflow.apache.org page.
+        "documentation-url": DOCUMENTATION_URL,
         "integrations": [
             {
                 "integration-name": "Rivya",

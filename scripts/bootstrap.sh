@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create or update .venv with the provider installed editable plus its dev extra.
+# Create or update .venv with the provider installed editable (emulator extra) plus the `dev`
+# dependency group of pyproject.toml.
 # Idempotent: when .venv already matches pyproject.toml it returns in well under a second.
 # Needs only python3 (3.10+) and access to the package registry. Prefers uv, installing it
 # with pip when it is not on PATH, and falls back to plain venv + pip when uv cannot be had.
@@ -42,11 +43,12 @@ fi
 if [ -n "$UV" ]; then
   echo "bootstrap: installing into $VENV with uv" >&2
   [ -x "$VENV/bin/python" ] || $UV venv --quiet --python "$PYTHON" "$VENV"
-  $UV pip install --quiet --python "$VENV/bin/python" -e ".[dev]"
+  $UV pip install --quiet --python "$VENV/bin/python" -e ".[emulator]" --group dev
 else
   echo "bootstrap: uv unavailable, falling back to venv + pip" >&2
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+  # pip reads dependency groups (--group) from 25.1 on.
+  "$VENV/bin/python" -m pip install --quiet --upgrade "pip>=25.1"
+  "$VENV/bin/python" -m pip install --quiet -e ".[emulator]" --group dev
 fi
 echo "$want" > "$STAMP"
