@@ -4,11 +4,12 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help demo test venv
+.PHONY: help demo test test-compat venv
 
 help:
 	@echo "make demo   run the flagship example DAG against a local Rivya emulator (images land in ./output)"
 	@echo "make test   lint (ruff), format check, mypy --strict, then the test suite"
+	@echo "make test-compat   the suite (without e2e) and the example DAGs on Airflow 3.1.0, 3.2.2, 3.3.2"
 
 venv:
 	@./scripts/bootstrap.sh
@@ -21,3 +22,7 @@ test: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict rivya_provider
 	$(BIN)/python -m pytest
+
+# The Airflow matrix, each entry from its committed constraints (scripts/compat_constraints.py).
+test-compat: venv
+	./scripts/test_compat.sh

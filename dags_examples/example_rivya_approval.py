@@ -5,8 +5,8 @@ pages. Two candidates are generated; Airflow's human-in-the-loop ``HITLOperator`
 (image URLs in the body, rendered as Markdown in the "Required actions" page of the Airflow UI)
 and waits, without holding a worker slot, for someone to choose "Publish candidate 1",
 "Publish candidate 2" or "Reject all". Only the chosen file is copied to
-``$RIVYA_OUTPUT_DIR/approval/published/``; on "Reject all" the publish step is skipped and nothing
-is published. Answer from the UI, or through the REST API::
+``$RIVYA_OUTPUT_DIR/approval/published/``; on "Reject all" a short-circuit step skips publishing
+and nothing is published. Answer from the UI, or through the REST API::
 
     PATCH /api/v2/dags/example_rivya_approval/dagRuns/{run_id}/taskInstances/review/-1/hitlDetails
     {"chosen_options": ["Publish candidate 1"], "params_input": {}}
@@ -72,20 +72,22 @@ def example_rivya_approval() -> None:
         subject="Which banner should be published?",
         body="{{ ti.xcom_pull(task_ids='review_body') }}",
         options=[*OPTIONS, REJECT],
-        response_timeout=timedelta(days=3),
+        **_review_wait(timedelta(days=3)),
     )
+
+    @task.short_circuit
+    def approved(decision: dict[str, Any]) -> bool:
+        """Go on only when a candidate was chosen; "Reject all" skips publishing."""
+        return decision["chosen_options"][0] in OPTIONS
 
     @task
     def publish(decision: dict[str, Any], manifests: list[dict[str, Any]]) -> str:
-        """Copy the approved candidate to the published folder; skip on "Reject all"."""
+        """Copy the approved candidate to the published folder."""
         import shutil
 
         from airflow.sdk import ObjectStoragePath
-        from airflow.sdk.exceptions import AirflowSkipException
 
         choice = decision["chosen_options"][0]
-        if choice not in OPTIONS:
-            raise AirflowSkipException(f"Reviewer chose {choice!r}: nothing is published")
         manifest = list(manifests)[OPTIONS.index(choice)]
         source = ObjectStoragePath(_uri(manifest["images"][0]["path"]))
         target_dir = ObjectStoragePath(_uri(f"{APPROVAL_DIR}/published"))
@@ -97,7 +99,17 @@ def example_rivya_approval() -> None:
 
     body = review_body(candidates.output)
     body >> review
-    publish(review.output, candidates.output)
+    approved(review.output) >> publish(review.output, candidates.output)
+
+
+def _review_wait(limit: timedelta) -> dict[str, timedelta]:
+    """How long the review may wait: ``response_timeout`` from Airflow 3.2 (standard provider
+    1.9+); Airflow 3.1's provider reads ``execution_timeout`` instead."""
+    import inspect
+
+    if "response_timeout" in inspect.signature(HITLOperator).parameters:
+        return {"response_timeout": limit}
+    return {"execution_timeout": limit}
 
 
 def _uri(path: str) -> str:

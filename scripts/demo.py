@@ -2,7 +2,7 @@
 
 Starts the local Rivya emulator on a free loopback port (or uses the real API when
 ``RIVYA_API_KEY`` is set; base URL from ``RIVYA_BASE_URL``, default https://rivya.ai), prepares a
-throwaway Airflow home in ``.airflow/demo`` (SQLite, gitignored), runs
+throwaway Airflow home in ``.airflow/demo`` (SQLite, gitignored; ``RIVYA_DEMO_HOME`` moves it), runs
 ``airflow dags test example_rivya_generate``, stops the emulator, and prints where the images are,
 their sizes, the credits spent and the elapsed time. Exits 0 only when a new image is on disk.
 Set ``RIVYA_DEMO_PROMPT`` to draw something else.
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-AIRFLOW_HOME = REPO / ".airflow" / "demo"
+AIRFLOW_HOME = Path(os.environ.get("RIVYA_DEMO_HOME") or REPO / ".airflow" / "demo").resolve()
 DAGS_FOLDER = REPO / "dags_examples"
 OUTPUT_DIR = REPO / "output"
 DAG_ID = "example_rivya_generate"
@@ -126,7 +126,7 @@ def migrate(env: dict[str, str], log_path: Path) -> None:
         and stamp.read_text().strip() == airflow.__version__
     ):
         return
-    say("Preparing a throwaway Airflow home in .airflow/demo (first run only, a few seconds)...")
+    say(f"Preparing a throwaway Airflow home in {AIRFLOW_HOME} (first run only, a few seconds)...")
     with log_path.open("w") as log:
         subprocess.run(
             [str(BIN / "airflow"), "db", "migrate"],
@@ -205,7 +205,7 @@ def main() -> int:
         env = airflow_env(connection)
         migrate(env, AIRFLOW_HOME / "migrate.log")
         credits_before = current_credits(base_url, api_key)
-        say(f"Running `airflow dags test {DAG_ID}` (log: {dag_log.relative_to(REPO)})...")
+        say(f"Running `airflow dags test {DAG_ID}` (log: {dag_log})...")
         code = run_dag(env, dag_log)
         credits_after = current_credits(base_url, api_key)
     finally:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 
+from rivya_provider._compat import aget_connection, connection_extra, get_connection
 from rivya_provider.api._pool import shared_async_http_client
 from rivya_provider.api.client import AsyncRivyaClient, RivyaClient
 from rivya_provider.api.config import DEFAULT_BASE_URL, ClientConfig
@@ -121,13 +122,13 @@ class RivyaHook(BaseHook):
 
     def get_config(self) -> ClientConfig:
         """Client configuration from the connection (blocking lookup)."""
-        conn = self.get_connection(self.rivya_conn_id)
+        conn = get_connection(self.rivya_conn_id)
         return config_from_connection(conn, conn.extra_dejson)
 
     async def aget_config(self) -> ClientConfig:
         """Client configuration from the connection, looked up without blocking the loop."""
-        conn = await self.aget_connection(self.rivya_conn_id)
-        return config_from_connection(conn, await conn.aextra_dejson())
+        conn = await aget_connection(self.rivya_conn_id)
+        return config_from_connection(conn, await connection_extra(conn))
 
     def get_conn(self) -> RivyaClient:
         """Same as :meth:`get_client`."""

@@ -14,9 +14,9 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from airflow.sdk import ObjectStoragePath
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from rivya_provider._compat import AirflowException, AirflowFailException
 from rivya_provider.api.errors import (
     GenerationFailedError,
     GenerationTimeoutError,

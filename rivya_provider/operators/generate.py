@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import BaseOperator
+
+from rivya_provider._compat import default_deferrable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -78,7 +80,7 @@ class RivyaGenerateImageOperator(BaseOperator):
         reference_media_items: dict[str, Any] | list[dict[str, Any]] | None = None,
         output_path: str | ObjectStoragePath | None = None,
         rivya_conn_id: str = "rivya_default",
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool = default_deferrable(),
         poll_interval: float | None = None,
         timeout: timedelta | float = timedelta(minutes=10),
         wait_for_completion: bool = True,
@@ -170,8 +172,7 @@ class RivyaGenerateImageOperator(BaseOperator):
 
     def _build_request(self, client_request_id: str) -> GenerationRequest:
         """Merge the arguments into one request and validate it locally; send nothing."""
-        from airflow.sdk.exceptions import AirflowFailException
-
+        from rivya_provider._compat import AirflowFailException
         from rivya_provider.api.errors import RivyaValidationError
         from rivya_provider.api.models import GenerationRequest
 
@@ -210,13 +211,14 @@ class RivyaGenerateImageOperator(BaseOperator):
         (its credits were released), the next key in the series creates a fresh one. On Airflow
         3.3+ the generation id is also kept in the task state store and reattached on retry.
         """
+        from rivya_provider._compat import task_state_store
         from rivya_provider.operators import _generation as gen
 
         body_sha256 = request.body_sha256()
         base_key = self.idempotency_key or gen.derive_idempotency_key(
             gen.airflow_identity(context), body_sha256
         )
-        store = context.get("task_state_store")
+        store = task_state_store(context)
         round_number = 0
         saved = store.get(gen.STATE_STORE_KEY) if store is not None else None
         if isinstance(saved, dict) and saved.get("base_key") == base_key:

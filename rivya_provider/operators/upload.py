@@ -58,8 +58,7 @@ class RivyaFileUploadOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Check the file locally, stream it to Rivya, return the reference item."""
-        from airflow.sdk.exceptions import AirflowFailException
-
+        from rivya_provider._compat import AirflowFailException
         from rivya_provider.api.errors import RivyaError, RivyaValidationError
         from rivya_provider.api.uploads import check_upload
         from rivya_provider.hooks.rivya import RivyaHook

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+from rivya_provider._compat import default_deferrable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -47,7 +49,7 @@ class RivyaGenerationSensor(BaseSensorOperator):
         output_path: str | ObjectStoragePath | None = None,
         output_format: str | None = None,
         rivya_conn_id: str = "rivya_default",
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool = default_deferrable(),
         poll_interval: float | None = None,
         client_request_id: str | None = None,
         timeout: timedelta | float = timedelta(minutes=10),

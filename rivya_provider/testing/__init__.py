@@ -1,7 +1,7 @@
 """Testing helpers for users' own DAG tests: emulator launcher and pytest fixtures.
 
-``from rivya_provider.testing import run_emulator, RivyaEmulator`` (imported on first use; the
-pytest plugin is :mod:`rivya_provider.testing.plugin`).
+``from rivya_provider.testing import run_emulator, RivyaEmulator, load_dag`` (imported on first
+use; the pytest plugin is :mod:`rivya_provider.testing.plugin`).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rivya_provider.testing.dags import load_dag
     from rivya_provider.testing.emulator_process import (
         EmulatorError,
         EmulatorProcess,
@@ -16,10 +17,14 @@ if TYPE_CHECKING:
         run_emulator,
     )
 
-__all__ = ["EmulatorError", "EmulatorProcess", "RivyaEmulator", "run_emulator"]
+__all__ = ["EmulatorError", "EmulatorProcess", "RivyaEmulator", "load_dag", "run_emulator"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "load_dag":
+        from rivya_provider.testing.dags import load_dag
+
+        return load_dag
     if name in __all__:
         from rivya_provider.testing import emulator_process
 

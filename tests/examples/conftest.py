@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from rivya_provider._compat import prepare_dag_test
 from tests.airflow_support import import_file, task_states, xcom
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,7 +57,9 @@ class Examples:
             path = self.dags_folder / f"{name}.py"
             module = import_file(path, f"rivya_examples_{name}")
             self._modules[name] = module
-        return getattr(self._modules[name], name)()  # the @dag factory builds the DAG
+        dag = getattr(self._modules[name], name)()  # the @dag factory builds the DAG
+        prepare_dag_test(dag, self.dags_folder / f"{name}.py")
+        return dag
 
     xcom = staticmethod(xcom)
     task_states = staticmethod(task_states)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from rivya_provider._compat import prepare_dag_test
 from tests.airflow_support import import_file, task_states, xcom
 
 
@@ -24,7 +25,9 @@ class DagHarness:
         name = f"dag_{uuid.uuid4().hex[:12]}"
         path = self.dags_folder / f"{name}.py"
         path.write_text(source)
-        return import_file(path, name).dag
+        dag = import_file(path, name).dag
+        prepare_dag_test(dag)
+        return dag
 
     def run(self, source: str) -> tuple[Any, Any]:
         """Load and ``dag.test()`` the DAG; returns (dag, dag_run)."""

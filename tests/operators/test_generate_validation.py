@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
+from rivya_provider._compat import AirflowFailException
 from rivya_provider.api.errors import GenerationFailedError
 from rivya_provider.operators.generate import RivyaGenerateImageOperator
 

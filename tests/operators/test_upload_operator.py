@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 from PIL import Image
 
+from rivya_provider._compat import AirflowFailException
 from rivya_provider.api.uploads import MB
 from rivya_provider.operators.upload import RivyaFileUploadOperator
 from tests.operators.conftest import DagHarness
