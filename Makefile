@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 help:
 	@echo "make demo   run the flagship example DAG against a local Rivya emulator (images land in ./output)"
 	@echo "make test   lint (ruff), format check, mypy --strict, then the test suite"
-	@echo "make test-compat   the suite (without e2e) and the example DAGs on Airflow 3.1.0, 3.2.2, 3.3.2"
+	@echo "make test-compat   the suite (without e2e) and the example DAGs on Airflow 3.1.0, 3.2.2, 3.3.2; Python 3.10 and 3.13"
 
 venv:
 	@./scripts/bootstrap.sh
@@ -24,5 +24,7 @@ test: venv
 	$(BIN)/python -m pytest
 
 # The Airflow matrix, each entry from its committed constraints (scripts/compat_constraints.py).
+# Then the newest Airflow on Python 3.10 and 3.13.
 test-compat: venv
 	./scripts/test_compat.sh
+	./scripts/test_pythons.sh

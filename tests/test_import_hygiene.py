@@ -46,3 +46,10 @@ def test_importing_the_package_pulls_in_neither_airflow_nor_http_stack() -> None
 def test_probe_detects_heavy_imports() -> None:
     # Guard against a probe that can never fail: importing Airflow's ORM must be reported.
     assert "sqlalchemy" in _imported_heavy_modules("sqlalchemy")
+
+
+def test_the_pytest_plugin_loads_nothing_heavy() -> None:
+    # Every pytest session of every user who installs the provider loads it (entry point
+    # pytest11): Airflow, httpx and the emulator must wait until a fixture is used.
+    # bench/plugin_load.py prints its load time (target <= 5 ms).
+    assert _imported_heavy_modules("pytest", "rivya_provider.testing.plugin") == []

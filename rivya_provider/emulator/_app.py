@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from rivya_provider.emulator._catalogue import MB, MODELS
 from rivya_provider.emulator._config import ConfigError, EmulatorConfig, swap_host
+from rivya_provider.emulator._extra import check_emulator_extra
 from rivya_provider.emulator._state import (
     ENDPOINT_SCOPES,
     FAULT_CODES,
@@ -42,7 +43,12 @@ MAX_UPLOAD_BYTES = 50 * MB + MB
 
 
 def create_app(config: EmulatorConfig | None = None) -> EmulatorApp:
-    """Build the emulator ASGI app for ``config`` (default: :class:`EmulatorConfig`)."""
+    """Build the emulator ASGI app for ``config`` (default: :class:`EmulatorConfig`).
+
+    :raises EmulatorExtraMissing: Pillow (or another package of the ``emulator`` extra) is
+        missing; refusing here means no generation is ever accepted and charged unrendered.
+    """
+    check_emulator_extra()
     return EmulatorApp(config or EmulatorConfig())
 
 

@@ -191,3 +191,35 @@ def test_emulator_never_imports_the_api_client_or_airflow(
     loaded = import_snapshots["emulator app"]
     assert "starlette" in loaded  # the probe sees what the app imports
     assert not [m for m in loaded if m.startswith(("rivya_provider.api", "airflow"))]
+
+
+# Runs the CLI exactly as `python -m rivya_provider.emulator` would, with Pillow made
+# unimportable (as in an install without the `emulator` extra).
+_WITHOUT_PILLOW = textwrap.dedent(
+    """
+    import runpy, sys
+    sys.modules["PIL"] = None
+    sys.argv = ["rivya_provider.emulator", "--port", "0"]
+    runpy.run_module("rivya_provider.emulator", run_name="__main__", alter_sys=True)
+    """
+)
+
+
+def test_without_pillow_the_cli_refuses_to_start_and_names_the_extra() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_PILLOW], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "listening" not in result.stdout  # never served, so nothing can be accepted or charged
+    assert "Pillow" in result.stderr
+    assert "airflow-provider-rivya[emulator]" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_without_pillow_the_app_cannot_be_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rivya_provider.emulator._app import create_app
+    from rivya_provider.emulator._extra import EmulatorExtraMissing
+
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    with pytest.raises(EmulatorExtraMissing, match=r"Pillow.*`emulator` extra"):
+        create_app()

@@ -193,6 +193,34 @@ def test_marketing_example_maps_one_generation_per_product(
     assert len(events) == 1
 
 
+def _hitl_answerable_in_dag_test() -> bool:
+    """Airflow 3.3+ parks a HITL task in ``awaiting_input``, which a response unblocks. On 3.1
+    and 3.2 it defers to a trigger that asks the supervisor for the response, a request that
+    ``dag.test()``'s in-process supervisor does not handle ("Unhandled request
+    GetHITLDetailResponse"), so no answer can reach it there."""
+    from airflow.utils.state import TaskInstanceState
+
+    return hasattr(TaskInstanceState, "AWAITING_INPUT")
+
+
+HITL_ANSWERABLE_IN_DAG_TEST = _hitl_answerable_in_dag_test()
+
+
+def _assert_review_unanswerable_in_dag_test(dag: Any, examples: Examples, emulator: Any) -> None:
+    """Airflow 3.1/3.2: the candidates are generated, stored and paid once each; the review step
+    cannot be answered inside ``dag.test()`` and fails; nothing is published (README)."""
+    dag_run = dag.test()
+    states = examples.task_states(dag_run)
+    assert states[("generate_candidates", 0)] == states[("generate_candidates", 1)] == "success"
+    assert states[("review", -1)] == "failed", states
+    assert states[("publish", -1)] != "success"
+    candidates = _candidates(examples, dag_run)
+    assert all(_local(m["images"][0]["path"]).is_file() for m in candidates)
+    charged = emulator.charges_by_generation()
+    assert sorted(charged) == sorted(m["generation_id"] for m in candidates)
+    assert set(charged.values()) == {4}
+
+
 def _candidates(examples: Examples, dag_run: Any) -> list[dict[str, Any]]:
     return [examples.xcom(dag_run, "generate_candidates", map_index=i) for i in (0, 1)]
 
@@ -201,6 +229,9 @@ def test_approval_example_publishes_only_the_chosen_candidate(
     examples: Examples, rivya_airflow_conn: Any, hitl_responder: Any
 ) -> None:
     dag = examples.dag("example_rivya_approval")
+    if not HITL_ANSWERABLE_IN_DAG_TEST:
+        _assert_review_unanswerable_in_dag_test(dag, examples, rivya_airflow_conn)
+        return
     with hitl_responder(dag.dag_id, "review", ["Publish candidate 2"]) as responder:
         dag_run = dag.test()
     assert responder.error is None
@@ -222,6 +253,9 @@ def test_approval_example_publishes_nothing_on_reject(
     examples: Examples, rivya_airflow_conn: Any, hitl_responder: Any
 ) -> None:
     dag = examples.dag("example_rivya_approval")
+    if not HITL_ANSWERABLE_IN_DAG_TEST:
+        _assert_review_unanswerable_in_dag_test(dag, examples, rivya_airflow_conn)
+        return
     with hitl_responder(dag.dag_id, "review", ["Reject all"]) as responder:
         dag_run = dag.test()
     assert responder.error is None
