@@ -9,15 +9,17 @@ cd "$(dirname "$0")/.."
 UV="$(command -v uv || echo "$HOME/.local/bin/uv")"
 
 find_python() {
+  # The first candidate that runs: PATH (a pyenv shim there may fail for an unselected
+  # version), then each pyenv version directory.
   local minor="$1" candidate
-  candidate="$(command -v "python$minor" || true)"
-  if [ -z "$candidate" ]; then
-    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$minor".*/bin/"python$minor"; do
-      [ -x "$candidate" ] && break
-      candidate=""
-    done
-  fi
-  [ -n "$candidate" ] && "$candidate" -c 'import sys' 2>/dev/null && echo "$candidate"
+  for candidate in "$(command -v "python$minor" || true)" \
+      "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$minor".*/bin/"python$minor"; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" -c 'import sys' 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
 }
 
 summary=()

@@ -110,3 +110,15 @@ def test_every_listed_module_defines_a_class_of_its_section(section: str) -> Non
                 if isinstance(obj, type) and obj.__module__ == module_name and issubclass(obj, base)
             ]
             assert defined, f"{module_name} defines no {base.__name__}"
+
+
+def test_providers_page_links_to_the_documentation_the_package_declares() -> None:
+    # Without documentation-url, Admin -> Providers links to a non-existent apache docs page.
+    from pathlib import Path
+
+    import tomllib
+
+    from rivya_provider.get_provider_info import get_provider_info
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    assert get_provider_info()["documentation-url"] == project["urls"]["Documentation"]
