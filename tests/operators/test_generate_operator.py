@@ -68,7 +68,19 @@ def test_deferrable_run_stores_a_valid_png_and_charges_once(
     rivya_airflow_conn: Any,
     tmp_path: Path,
     capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from rivya_provider.triggers.generation import RivyaGenerationTrigger
+
+    # dag.test() runs triggers inline, in this process: record every trigger that runs.
+    triggered: list[dict[str, Any]] = []
+    original_run = RivyaGenerationTrigger.run
+
+    def recording_run(self: RivyaGenerationTrigger) -> Any:
+        triggered.append(self.serialize()[1])
+        return original_run(self)
+
+    monkeypatch.setattr(RivyaGenerationTrigger, "run", recording_run)
     out = tmp_path / "out"
     source = _dag_source(
         f"""
@@ -94,10 +106,14 @@ RivyaGenerateImageOperator(
 
     emulator = rivya_airflow_conn
     assert _charges(emulator.ledger()) == {manifest["generation_id"]: 1}
-    # It really deferred: the trigger polled with GETs after the create.
+    # It really deferred: one trigger ran for this generation, and it polled with GETs only.
+    assert [kwargs["generation_id"] for kwargs in triggered] == [manifest["generation_id"]]
     requests = emulator.requests()
     creates = [r for r in requests if r["method"] == "POST"]
     assert len(creates) == 1
+    polls = [r for r in requests if r["path"].startswith("/api/v1/generations/")]
+    assert polls
+    assert all(r["method"] == "GET" for r in polls)
     assert "idempotency-key" in creates[0]["headers_present"]
     # The key is in no log line, and no media request carried it.
     output = capfd.readouterr()
