@@ -78,7 +78,7 @@ def test_sensor_waits_through_unfinished_polls_then_stores_once(
 
     status_path = f"/api/v1/generations/{submitted['generation_id']}"
     polls = [r for r in emulator.requests() if r["path"] == status_path]
-    assert len(polls) >= 3  # unfinished at least twice, then done
+    assert len(polls) >= 2  # unfinished at least once, then done
     assert all(r["method"] == "GET" for r in polls)
     assert emulator.charges_by_generation() == {submitted["generation_id"]: 4}
     if mode == "reschedule":
