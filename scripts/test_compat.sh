@@ -3,8 +3,11 @@
 # .venv-compat/<version> from that entry's committed constraints, then run
 #   1. the test suite without the real-scheduler end-to-end tests (tests/e2e), examples included
 #      (each example runs with dag.test() against the emulator);
-#   2. the CLI as a user would: no import errors in dags_examples/, and
-#      `airflow dags test example_rivya_generate` stores an image (scripts/demo.py, i.e. `make demo`).
+#   2. the approval example on a real Airflow (api-server, scheduler, triggerer, dag-processor),
+#      answered through the REST API (tests/e2e/test_approval_real_airflow.py): on 3.1 and 3.2
+#      dag.test() cannot answer a human-in-the-loop task;
+#   3. the CLI as a user would (scripts/compat_cli_check.py): `make demo`, no import errors in
+#      dags_examples/, `airflow dags test` of the reference and marketing examples.
 # Arguments restrict it to some versions: scripts/test_compat.sh 3.1.0 3.2.2
 # Reuses a venv whose constraints and pyproject.toml did not change (a stamp, like bootstrap.sh).
 set -euo pipefail
@@ -41,6 +44,8 @@ for version in "${versions[@]}"; do
   echo "=== Airflow $version: test suite (without tests/e2e) ==="
   start=$SECONDS
   "$venv/bin/python" -m pytest -q -p no:cacheprovider --ignore=tests/e2e
+  echo "=== Airflow $version: the approval example on a real Airflow ==="
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/e2e/test_approval_real_airflow.py
   echo "=== Airflow $version: example DAGs through the airflow CLI ==="
   "$venv/bin/python" scripts/compat_cli_check.py
   summary+=("Airflow $version: passed in $((SECONDS - start)) s")

@@ -1,0 +1,136 @@
+"""The approval example on a real Airflow, answered through the REST API as a reviewer would.
+
+``dag.test()`` cannot answer a human-in-the-loop task on Airflow 3.1 and 3.2, so this is where
+those releases show the example working (``make test-compat`` runs it on every matrix entry):
+two candidates are generated (deferrable), the review waits, a ``PATCH .../hitlDetails`` picks
+candidate 2, and only that image is published; each candidate is paid exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from real_airflow import (  # type: ignore[import-not-found]
+    BIN,
+    EMULATOR_KEY,
+    Processes,
+    _airflow_env,
+    _deadline,
+    _free_port,
+    _get,
+    _task_instances,
+    _wait_for,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+DAG_ID = "example_rivya_approval"
+BUDGET = 300.0
+
+
+def test_approval_example_publishes_the_chosen_candidate_on_a_real_airflow(
+    tmp_path: Path,
+) -> None:
+    started = time.monotonic()
+    home = tmp_path / "airflow-home"
+    (home / "dags").mkdir(parents=True)
+    shutil.copy2(REPO / "dags_examples" / f"{DAG_ID}.py", home / "dags")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    procs = Processes(logs)
+    port = _free_port()
+    try:
+        with _deadline(BUDGET) as remaining:
+            procs.start(
+                "emulator",
+                [
+                    *(sys.executable, "-m", "rivya_provider.emulator", "--host", "127.0.0.1"),
+                    *("--port", "0", "--api-key", EMULATOR_KEY, "--latency", "1.0"),
+                ],
+                {"PYTHONUNBUFFERED": "1", "PATH": str(BIN)},
+            )
+
+            def emulator_url() -> str | None:
+                match = re.search(r"listening on (http://\S+)", procs.log_tail("emulator"))
+                return match.group(1).rstrip("/") if match else None
+
+            base = _wait_for("the emulator", emulator_url, remaining)
+            emulator = httpx.Client(base_url=base, timeout=10.0)
+            env = _airflow_env(home, port, base)
+            subprocess.run(
+                [str(BIN / "airflow"), "db", "migrate"],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=remaining(),
+            )
+            airflow = str(BIN / "airflow")
+            procs.start("api-server", [airflow, "api-server", "--port", str(port)], env)
+            procs.start("dag-processor", [airflow, "dag-processor"], env)
+            procs.start("scheduler", [airflow, "scheduler"], env)
+            procs.start("triggerer", [airflow, "triggerer"], env)
+            api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0)
+
+            def parsed() -> bool:
+                try:
+                    return api.get(f"/api/v2/dags/{DAG_ID}").status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            _wait_for("the approval DAG to be parsed", parsed, remaining)
+            api.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
+            response = api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None})
+            response.raise_for_status()
+            run_id = response.json()["dag_run_id"]
+            hitl = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/review/-1/hitlDetails"
+
+            def waiting_for_review() -> dict[str, object] | None:
+                answer = api.get(hitl)
+                return answer.json() if answer.status_code == 200 else None
+
+            detail = _wait_for("the review to wait for input", waiting_for_review, remaining, 1.0)
+            reply = api.patch(
+                hitl, json={"chosen_options": ["Publish candidate 2"], "params_input": {}}
+            )
+            assert reply.status_code == 200, reply.text
+
+            def finished() -> str | None:
+                state = str(_get(api, f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"])
+                return state if state in ("success", "failed") else None
+
+            state = _wait_for("the run to finish", finished, remaining, 1.0)
+            states = {ti["task_id"]: ti["state"] for ti in _task_instances(api, DAG_ID, run_id)}
+            assert state == "success", states
+
+            candidates = []
+            for map_index in (0, 1):
+                entry = _get(
+                    api,
+                    f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/generate_candidates"
+                    "/xcomEntries/return_value",
+                    map_index=map_index,
+                )
+                value = entry["value"]
+                candidates.append(json.loads(value) if isinstance(value, str) else value)
+            assert all(c["primary_url"] in str(detail.get("body")) for c in candidates)
+            published = sorted((home / "output" / "approval" / "published").iterdir())
+            chosen = Path(candidates[1]["images"][0]["path"].removeprefix("file://"))
+            assert [p.name for p in published] == [chosen.name]
+            assert published[0].read_bytes() == chosen.read_bytes()
+
+            ledger = emulator.get("/_emulator/ledger").json()
+            charges = [e["generation_id"] for e in ledger["entries"] if e["type"] == "charge"]
+            assert sorted(charges) == sorted(c["generation_id"] for c in candidates), ledger
+    except BaseException:
+        for name in procs.started:
+            print(f"--- {name} log (tail) ---\n{procs.log_tail(name)}")
+        raise
+    finally:
+        procs.stop_all()
+        print(f"\napproval e2e: {time.monotonic() - started:.1f} s")
