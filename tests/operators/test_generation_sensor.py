@@ -60,7 +60,9 @@ def test_sensor_waits_through_unfinished_polls_then_stores_once(
     mode: str, dag_harness: DagHarness, rivya_airflow_conn: Any, tmp_path: Path
 ) -> None:
     emulator = rivya_airflow_conn
-    emulator.configure(latency=2.5)  # several pokes see it unfinished
+    # Long enough that the first poke sees it unfinished however slowly dag.test() moves from
+    # submit to the sensor (over 2.5 s on Airflow 3.2.2 here).
+    emulator.configure(latency=8.0)
     source = SOURCE.format(
         dag_id=f"rivya_sensor_{mode}", prompt=f"a {mode} sensor", output=str(tmp_path), mode=mode
     )
