@@ -10,8 +10,9 @@ from typing import Any
 
 from rivya_provider import __version__
 
-#: The provider's documentation: its README, rendered on the PyPI project page.
-DOCUMENTATION_URL = "https://pypi.org/project/airflow-provider-rivya/"
+#: Where Admin -> Providers links: Rivya's API documentation, a page that exists whether or not
+#: this package came from a package index (its own README ships in the sdist).
+DOCUMENTATION_URL = "https://rivya.ai/docs/api"
 
 
 def get_provider_info() -> dict[str, Any]:

@@ -7,12 +7,16 @@ for a while, so the sensor must see it unfinished, keep waiting, and only then s
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.operators.conftest import DagHarness
+
+# Airflow 3.1 is the release without airflow.dag_processing.dagbag (see rivya_provider/_compat.py).
+AIRFLOW_3_1 = importlib.util.find_spec("airflow.dag_processing.dagbag") is None
 
 SOURCE = """
 import datetime
@@ -67,9 +71,15 @@ def test_sensor_waits_through_unfinished_polls_then_stores_once(
         dag_id=f"rivya_sensor_{mode}", prompt=f"a {mode} sensor", output=str(tmp_path), mode=mode
     )
     _, run = dag_harness.run(source)
+    submitted = dag_harness.xcom(run, "submit")
+    if mode == "reschedule" and AIRFLOW_3_1:
+        # Airflow 3.1.0's dag.test() hands BaseSensorOperator the first reschedule date as a
+        # string, so its own run_duration() raises TypeError at the second poke (README).
+        assert dag_harness.task_states(run)[("wait", -1)] == "failed"
+        assert len(emulator.generations()) == 1  # the sensor never submits
+        return
     assert run.state == "success", dag_harness.task_states(run)
 
-    submitted = dag_harness.xcom(run, "submit")
     waited = dag_harness.xcom(run, "wait")
     assert waited["generation_id"] == submitted["generation_id"]
     assert waited["status"] == "succeeded"
