@@ -67,6 +67,7 @@ connection. See ``rivya_provider.testing`` for a client.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from rivya_provider.emulator._config import (
@@ -79,21 +80,40 @@ from rivya_provider.emulator._config import (
 
 if TYPE_CHECKING:
     from rivya_provider.emulator._app import EmulatorApp, create_app
+    from rivya_provider.emulator._server import (
+        EmulatorServer,
+        base_url_for,
+        bind_socket,
+        build_server,
+    )
 
 __all__ = [
     "ALL_SCOPES",
     "DEFAULT_API_KEY",
     "EmulatorApp",
     "EmulatorConfig",
+    "EmulatorServer",
     "KeyConfig",
+    "base_url_for",
+    "bind_socket",
+    "build_server",
     "create_app",
     "media_base_for",
 ]
 
+#: Served by modules that need the emulator extra (Pillow, uvicorn): imported on first use.
+_LAZY = {
+    "EmulatorApp": "_app",
+    "create_app": "_app",
+    "EmulatorServer": "_server",
+    "base_url_for": "_server",
+    "bind_socket": "_server",
+    "build_server": "_server",
+}
+
 
 def __getattr__(name: str) -> Any:
-    if name in ("create_app", "EmulatorApp"):
-        from rivya_provider.emulator import _app
-
-        return getattr(_app, name)
+    module = _LAZY.get(name)
+    if module is not None:
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,3 +1,4 @@
+# Over 400 lines: one ASGI app, one handler per documented endpoint, sharing its error answers.
 """The emulator's ASGI application (Starlette routes behind one plain ASGI middleware)."""
 
 from __future__ import annotations
@@ -21,17 +22,10 @@ from starlette.routing import Route
 
 from rivya_provider.emulator._catalogue import MB, MODELS
 from rivya_provider.emulator._config import ConfigError, EmulatorConfig, swap_host
+from rivya_provider.emulator._controls import FAULT_CODES, FaultRule
 from rivya_provider.emulator._extra import check_emulator_extra
-from rivya_provider.emulator._state import (
-    ENDPOINT_SCOPES,
-    FAULT_CODES,
-    ApiError,
-    Caller,
-    EmulatorState,
-    FaultRule,
-    iso,
-    validation_error,
-)
+from rivya_provider.emulator._records import ApiError, Caller, iso, validation_error
+from rivya_provider.emulator._state import ENDPOINT_SCOPES, EmulatorState
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
