@@ -121,7 +121,7 @@ async def _trigger_path(ids: list[str], poll: dict[str, float], emulator: Any) -
 async def _bare_httpx(ids: list[str], poll: dict[str, float], base_url: str, key: str) -> int:
     import httpx
 
-    from rivya_provider.api._pool import MAX_CONNECTIONS, POOL_LIMITS
+    from rivya_provider.api.pool import MAX_CONNECTIONS, POOL_LIMITS
 
     # Same concurrency bound as the trigger path's shared pool, so only our overhead differs.
     slots = asyncio.Semaphore(MAX_CONNECTIONS)

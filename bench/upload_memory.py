@@ -23,7 +23,7 @@ _MEASURE = textwrap.dedent(
     """
     import json, resource, sys
     import httpx
-    from rivya_provider.api.client import ClientConfig, RivyaClient
+    from rivya_provider.api import ClientConfig, RivyaClient
 
     mode, base_url, api_key, big, small = sys.argv[1:6]
     config = ClientConfig(base_url=base_url, api_key=api_key)

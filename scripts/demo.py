@@ -87,7 +87,7 @@ class Emulator:
 
 def current_credits(base_url: str, api_key: str) -> int | None:
     """The wallet balance, or None when it cannot be read (e.g. a key without credits:read)."""
-    from rivya_provider.api.client import ClientConfig, RivyaClient
+    from rivya_provider.api import ClientConfig, RivyaClient
     from rivya_provider.api.errors import RivyaError
 
     try:

@@ -4,7 +4,9 @@
 - ``emulator/`` is the other side of the contract: it never imports the client (``api/``) nor
   anything else of the provider but itself.
 - Nothing imports upward: hooks never import operators/sensors/triggers; triggers never import
-  operators or sensors; operators and sensors import each other only through public names.
+  operators, sensors or the task mixin; the shared modules under them (storage, error outcomes,
+  the task mixin) never import an operator or sensor.
+- Across folders only public names: nobody imports another folder's ``_private`` module or name.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "rivya_provider.triggers",
         "rivya_provider.emulator",
         "rivya_provider.testing",
-        "rivya_provider._compat",
+        "rivya_provider.compat",
     ),
     "emulator": (
         "airflow",
@@ -36,7 +38,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "rivya_provider.sensors",
         "rivya_provider.triggers",
         "rivya_provider.testing",
-        "rivya_provider._compat",
+        "rivya_provider.compat",
     ),
     "hooks": (
         "rivya_provider.operators",
@@ -48,6 +50,31 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "triggers": (
         "rivya_provider.operators",
         "rivya_provider.sensors",
+        "rivya_provider.generation_task",
+        "rivya_provider.testing",
+        "rivya_provider.emulator",
+    ),
+    "generation_task.py": (
+        "rivya_provider.operators",
+        "rivya_provider.sensors",
+        "rivya_provider.testing",
+        "rivya_provider.emulator",
+    ),
+    "storage.py": (
+        "rivya_provider.operators",
+        "rivya_provider.sensors",
+        "rivya_provider.triggers",
+        "rivya_provider.generation_task",
+        "rivya_provider.hooks",
+        "rivya_provider.testing",
+        "rivya_provider.emulator",
+    ),
+    "airflow_errors.py": (
+        "rivya_provider.operators",
+        "rivya_provider.sensors",
+        "rivya_provider.triggers",
+        "rivya_provider.generation_task",
+        "rivya_provider.hooks",
         "rivya_provider.testing",
         "rivya_provider.emulator",
     ),
@@ -68,7 +95,8 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
 
 def violations(layer: str) -> list[str]:
     bad = []
-    for path in sorted((PACKAGE / layer).rglob("*.py")):
+    where = PACKAGE / layer
+    for path in sorted(where.rglob("*.py") if where.is_dir() else [where]):
         for line, module in imports_of(path):
             if any(module == p or module.startswith(p + ".") for p in FORBIDDEN[layer]):
                 bad.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}")
@@ -80,6 +108,46 @@ def test_layer_imports_point_down(layer: str) -> None:
     assert violations(layer) == []
 
 
+def private_imports_across_folders(root: Path) -> list[str]:
+    """Imports of a ``_private`` module or name that lives in another folder of the package."""
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        folder = ".".join(path.relative_to(root.parent).with_suffix("").parts[:-1])
+        for line, module in imports_of(path):
+            parts = module.split(".")
+            if parts[0] != root.name:
+                continue
+            for index, part in enumerate(parts):
+                if part.startswith("_") and not part.startswith("__"):
+                    owner = ".".join(parts[:index])
+                    where = f"{path.relative_to(root.parent)}:{line}"
+                    outside = folder != owner and not folder.startswith(owner + ".")
+                    if outside and not any(b.startswith(f"{where} ") for b in bad):
+                        bad.append(f"{where} imports {module}")
+                    break
+    return bad
+
+
+def test_across_folders_only_public_names_are_imported() -> None:
+    assert private_imports_across_folders(PACKAGE) == []
+
+
+def test_the_private_name_check_sees_a_violation(tmp_path: Path) -> None:
+    package = tmp_path / "rivya_provider"
+    (package / "sensors").mkdir(parents=True)
+    (package / "operators").mkdir()
+    (package / "operators" / "_shared.py").write_text("def _helper(): ...\n")
+    (package / "operators" / "generate.py").write_text(
+        "from rivya_provider.operators._shared import _helper\n"
+    )
+    (package / "sensors" / "generation.py").write_text(
+        "def poke():\n    from rivya_provider.operators._shared import _helper\n"
+    )
+    assert private_imports_across_folders(package) == [
+        "rivya_provider/sensors/generation.py:2 imports rivya_provider.operators._shared"
+    ]
+
+
 def test_the_rule_check_sees_a_violation(tmp_path: Path) -> None:
     # Guard against a check that cannot fail: an upward import, even inside a function, counts.
     sample = tmp_path / "sample.py"
@@ -88,3 +156,13 @@ def test_the_rule_check_sees_a_violation(tmp_path: Path) -> None:
     )
     assert (2, "airflow.sdk") in imports_of(sample)
     assert (3, "rivya_provider.api") in imports_of(sample)
+
+
+def test_a_file_over_400_lines_says_why_at_its_top() -> None:
+    long_without_reason = [
+        str(path.relative_to(PACKAGE.parent))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if len(path.read_text().splitlines()) > 400
+        and not path.read_text().startswith("# Over 400 lines: ")
+    ]
+    assert long_without_reason == []

@@ -1,3 +1,4 @@
+# Over 400 lines: every API operation is written once here, sharing the retry and parsing rules.
 """Sans-IO core shared by :class:`RivyaClient` and :class:`AsyncRivyaClient`.
 
 Every API operation is written once, here, as a generator that *yields effects* (send this
@@ -9,14 +10,13 @@ calls and one with ``await``. See :class:`Session` for the stepping protocol.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
-from typing import IO, Any, Generic, Protocol, TypeVar, cast
+from collections.abc import Callable, Mapping
+from typing import IO, Any, TypeVar, cast
 from urllib.parse import quote
 
 import httpx
@@ -24,8 +24,15 @@ import tenacity
 from pydantic import BaseModel, ValidationError
 
 from rivya_provider import __version__
+from rivya_provider.api._effects import (
+    BinaryWriter,
+    Close,
+    Operation,
+    ReadChunk,
+    Send,
+    Sleep,
+)
 from rivya_provider.api._retry import retry_policy
-from rivya_provider.api._upload_stream import PreparedUpload
 from rivya_provider.api.config import ClientConfig
 from rivya_provider.api.errors import (
     DownloadTooLargeError,
@@ -36,7 +43,9 @@ from rivya_provider.api.errors import (
     TransportError,
     error_from_response,
 )
+from rivya_provider.api.idempotency import Submission, submit_once
 from rivya_provider.api.models import (
+    MAX_CLIENT_REQUEST_ID,
     CreateResult,
     Credits,
     DownloadResult,
@@ -46,20 +55,10 @@ from rivya_provider.api.models import (
     UploadedFile,
 )
 from rivya_provider.api.polling import PollSchedule, next_delay
+from rivya_provider.api.upload_source import PreparedUpload
 from rivya_provider.api.uploads import UploadSource
 
-__all__ = [
-    "USER_AGENT",
-    "BinaryWriter",
-    "ClientCore",
-    "Close",
-    "Effect",
-    "Operation",
-    "ReadChunk",
-    "Send",
-    "Session",
-    "Sleep",
-]
+__all__ = ["USER_AGENT", "ClientCore"]
 
 log = logging.getLogger("rivya_provider.api")
 
@@ -69,116 +68,7 @@ E = TypeVar("E", bound=RivyaError)
 
 USER_AGENT = f"airflow-provider-rivya/{__version__}"
 ERROR_BODY_LIMIT = 64 * 1024
-MAX_CLIENT_REQUEST_ID = 128
 _RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-
-
-# -- effects -----------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(eq=False)
-class Send:
-    """Send ``request``; reply with the ``httpx.Response`` (body unread if ``stream``)."""
-
-    request: httpx.Request
-    stream: bool = False
-    follow_redirects: bool = False
-
-
-@dataclasses.dataclass(eq=False)
-class Sleep:
-    """Sleep ``seconds``; reply ``None``."""
-
-    seconds: float
-
-
-@dataclasses.dataclass(eq=False)
-class ReadChunk:
-    """Reply with the next decoded body chunk of a streamed response, ``b""`` at the end.
-
-    ``chunks`` holds the driver's iterator between two reads of the same response.
-    """
-
-    response: httpx.Response
-    chunks: Any = None
-
-
-@dataclasses.dataclass(eq=False)
-class Close:
-    """Close a streamed response; reply ``None``."""
-
-    response: httpx.Response
-
-
-Effect = Send | Sleep | ReadChunk | Close
-Operation = Generator[Effect, Any, T]
-
-
-class Session(Generic[T]):
-    """Steps one operation for a driver.
-
-    A driver iterates the session to get effects, performs each and calls :meth:`reply` with
-    the outcome or :meth:`fail` with the exception; when iteration stops, :attr:`result` holds
-    the return value. Exceptions raised by the operation come out of the iteration. Whatever
-    happens, the driver calls :meth:`close` and closes the streamed responses it returns.
-    """
-
-    def __init__(self, operation: Operation[T]) -> None:
-        self._operation = operation
-        self._last: Effect | None = None
-        self._reply: Any = None
-        self._failure: Exception | None = None
-        self._result: list[T] = []
-        self._open: list[httpx.Response] = []
-
-    def __iter__(self) -> Iterator[Effect]:
-        return self
-
-    def __next__(self) -> Effect:
-        failure, self._failure = self._failure, None
-        reply, self._reply = self._reply, None
-        try:
-            if failure is not None:
-                effect = self._operation.throw(failure)
-            else:
-                effect = self._operation.send(reply)
-        except StopIteration as stop:
-            self._result = [cast(T, stop.value)]
-            raise StopIteration from None
-        self._last = effect
-        return effect
-
-    def reply(self, value: Any) -> None:
-        """Hand the outcome of the current effect back to the operation."""
-        if isinstance(self._last, Send) and self._last.stream:
-            self._open.append(value)
-        self._reply = value
-
-    def fail(self, exc: Exception) -> None:
-        """Throw the exception the current effect raised into the operation."""
-        self._failure = exc
-
-    @property
-    def result(self) -> T:
-        """The operation's return value (after iteration stopped)."""
-        if not self._result:
-            raise RuntimeError("the operation has not returned")
-        return self._result[0]
-
-    def close(self) -> list[httpx.Response]:
-        """Finish the operation; return streamed responses still open (the driver closes them)."""
-        self._operation.close()
-        leftovers = [response for response in self._open if not response.is_closed]
-        self._open = []
-        return leftovers
-
-
-class BinaryWriter(Protocol):
-    """A binary sink: an ``open(..., "wb")`` file, ``io.BytesIO``, an fsspec file..."""
-
-    def write(self, data: bytes, /) -> object:
-        """Write all of ``data``."""
-        ...
 
 
 # -- the core ----------------------------------------------------------------------------------
@@ -422,6 +312,21 @@ class ClientCore:
         log.debug("Rivya generation %s created (replayed: %s)", generation.id, replayed)
         return CreateResult(generation=generation, replayed=replayed)
 
+    def submit_generation(
+        self,
+        request: GenerationRequest | Mapping[str, Any],
+        base_key: str,
+        previous: Mapping[str, Any] | None,
+    ) -> Operation[Submission]:
+        """Create once per key series, or reattach to ``previous`` (see ``api.idempotency``)."""
+        if not isinstance(request, GenerationRequest):
+            request = GenerationRequest.model_validate(dict(request))
+        return (
+            yield from submit_once(
+                self.create_generation, self.get_generation, self.clock, request, base_key, previous
+            )
+        )
+
     def get_generation(
         self, generation_id: str, *, deadline: float | None = None
     ) -> Operation[Generation]:
@@ -524,7 +429,7 @@ class ClientCore:
         uploaded = self._parse(UploadedFile, data, response)
         if uploaded.kind is None:
             uploaded = uploaded.model_copy(update={"kind": kind})
-        return uploaded
+        return uploaded.with_check(check)
 
     def get_file(self, file_id: str) -> Operation[UploadedFile]:
         """``GET /api/v1/files/{id}``."""

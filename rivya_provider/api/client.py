@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from rivya_provider.api._core import (
+from rivya_provider.api._core import ClientCore
+from rivya_provider.api._effects import (
     BinaryWriter,
-    ClientCore,
     Effect,
     Operation,
     ReadChunk,
@@ -28,6 +28,7 @@ from rivya_provider.api._core import (
 )
 from rivya_provider.api._tls import shared_ssl_context
 from rivya_provider.api.config import ClientConfig
+from rivya_provider.api.idempotency import Submission
 from rivya_provider.api.models import (
     CreateResult,
     Credits,
@@ -40,15 +41,7 @@ from rivya_provider.api.models import (
 from rivya_provider.api.polling import PollSchedule
 from rivya_provider.api.uploads import UploadSource
 
-__all__ = [
-    "AsyncRivyaClient",
-    "BinaryWriter",
-    "ClientConfig",
-    "CreateResult",
-    "DownloadResult",
-    "PollSchedule",
-    "RivyaClient",
-]
+__all__ = ["AsyncRivyaClient", "BinaryWriter", "RivyaClient"]
 
 T = TypeVar("T")
 
@@ -137,6 +130,21 @@ class RivyaClient:
         """Submit a generation; retried safely under the same ``Idempotency-Key``."""
         return self._run(self._core.create_generation(request, idempotency_key))
 
+    def submit_generation(
+        self,
+        request: GenerationRequest | Mapping[str, Any],
+        base_key: str,
+        *,
+        previous: Mapping[str, Any] | None = None,
+    ) -> Submission:
+        """Pay for this work at most once: create under ``base_key``'s series, or reattach.
+
+        A replayed generation that had failed is followed by a fresh one under the next key
+        (``<base_key>-r1``...). ``previous`` is an earlier :meth:`Submission.record`: a
+        generation it names is reattached with one GET unless it failed.
+        """
+        return self._run(self._core.submit_generation(request, base_key, previous))
+
     def get_generation(self, generation_id: str) -> Generation:
         """Current state of a generation."""
         return self._run(self._core.get_generation(generation_id))
@@ -197,7 +205,7 @@ class AsyncRivyaClient:
     """Async client of the Rivya Public API v1; same methods as :class:`RivyaClient`.
 
     :param http_client: an ``httpx.AsyncClient`` (not closed here), e.g. the shared per-loop
-        pool of :func:`rivya_provider.api.shared_async_http_client`; default: own one.
+        pool of :func:`rivya_provider.api.pool.shared_async_http_client`; default: own one.
     """
 
     def __init__(
@@ -274,6 +282,16 @@ class AsyncRivyaClient:
     ) -> CreateResult:
         """Submit a generation; retried safely under the same ``Idempotency-Key``."""
         return await self._run(self._core.create_generation(request, idempotency_key))
+
+    async def submit_generation(
+        self,
+        request: GenerationRequest | Mapping[str, Any],
+        base_key: str,
+        *,
+        previous: Mapping[str, Any] | None = None,
+    ) -> Submission:
+        """Async :meth:`RivyaClient.submit_generation`."""
+        return await self._run(self._core.submit_generation(request, base_key, previous))
 
     async def get_generation(self, generation_id: str) -> Generation:
         """Current state of a generation."""

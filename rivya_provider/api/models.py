@@ -19,14 +19,16 @@ from pydantic import (
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 from typing_extensions import Self
 
+from rivya_provider.api._pydantic_errors import accepted_keys, validation_error_from_pydantic
 from rivya_provider.api.errors import RivyaValidationError
+from rivya_provider.api.uploads import UploadCheck
 
 __all__ = [
     "PARAMS_MODELS",
@@ -149,20 +151,6 @@ class GenerationRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     client_request_id: str | None = Field(default=None, max_length=MAX_CLIENT_REQUEST_ID)
 
-    @classmethod
-    def build(
-        cls,
-        *,
-        model: str,
-        prompt: str | None = None,
-        params: dict[str, Any] | None = None,
-        client_request_id: str | None = None,
-    ) -> GenerationRequest:
-        """Keyword constructor; same validation as ``GenerationRequest(...)``."""
-        return cls(
-            model=model, prompt=prompt, params=params or {}, client_request_id=client_request_id
-        )
-
     @model_validator(mode="wrap")
     @classmethod
     def _raise_rivya_errors(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
@@ -187,7 +175,7 @@ class GenerationRequest(BaseModel):
             typed = spec.model_validate(self.params)
         except ValidationError as exc:
             raise validation_error_from_pydantic(
-                exc, prefix="params", model=self.model, accepted=_accepted_keys(spec)
+                exc, prefix="params", model=self.model, accepted=accepted_keys(spec)
             ) from None
         self.__dict__["params"] = typed.to_api()
         return self
@@ -360,6 +348,19 @@ class UploadedFile(BaseModel):
         default=None, validation_alias=_either("created_at", "createdAt")
     )
 
+    _check: UploadCheck | None = PrivateAttr(default=None)
+
+    @property
+    def check(self) -> UploadCheck | None:
+        """What the client checked locally before sending (``None`` when not uploaded here)."""
+        return self._check
+
+    def with_check(self, check: UploadCheck) -> UploadedFile:
+        """A copy that remembers the local check of the uploaded bytes."""
+        copy = self.model_copy()
+        copy._check = check
+        return copy
+
     def as_reference(self) -> ReferenceMediaItem:
         """This file as a ``referenceMediaItems`` entry."""
         return ReferenceMediaItem(
@@ -387,84 +388,3 @@ class ModelInfo(BaseModel):
 
     id: str = Field(validation_alias=AliasChoices("id", "model", "model_id", "modelId"))
     name: str | None = None
-
-
-# -- pydantic errors -> RivyaValidationError ---------------------------------------------------
-
-
-def _accepted_keys(spec: type[BaseModel]) -> list[str]:
-    return [info.alias or name for name, info in spec.model_fields.items()]
-
-
-def validation_error_from_pydantic(
-    exc: ValidationError,
-    *,
-    prefix: str = "",
-    model: str | None = None,
-    accepted: list[str] | None = None,
-) -> RivyaValidationError:
-    """One message naming each offending field and its rule, e.g. ``params.image_size: ...``."""
-    parts: list[str] = []
-    fields: list[str] = []
-    for error in exc.errors(include_url=False):
-        field = _field_name(prefix, error["loc"])
-        fields.append(field)
-        if field == "files" and error["type"] == "extra_forbidden":
-            parts.append(
-                "files: is not accepted; put reference media in params.referenceMediaItems"
-            )
-            continue
-        parts.append(f"{field}: {_describe(error, model, accepted)}")
-    message = "; ".join(parts) or "invalid request"
-    return RivyaValidationError(message, field=fields[0] if fields else (prefix or None))
-
-
-def _field_name(prefix: str, loc: tuple[int | str, ...]) -> str:
-    name = prefix
-    for part in loc:
-        if isinstance(part, int):
-            name += f"[{part}]"
-        else:
-            name = f"{name}.{part}" if name else part
-    return name or "request"
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
-
-
-def _choices(expected: str) -> list[str]:
-    # pydantic renders literal choices as "'a', 'b' or 'c'".
-    return [part.strip().strip("'\"") for part in expected.replace(" or ", ", ").split(",")]
-
-
-def _describe(error: ErrorDetails, model: str | None, accepted: list[str] | None) -> str:
-    kind = error["type"]
-    ctx: dict[str, Any] = dict(error.get("ctx") or {})
-    value = error.get("input")
-    if kind == "literal_error":
-        choices = _choices(str(ctx.get("expected", "")))
-        if len(choices) == 1:
-            return f"must be {choices[0]!r} (got {_short(value)})"
-        return f"must be one of {', '.join(choices)} (got {_short(value)})"
-    if kind == "extra_forbidden":
-        owner = f"model {model}" if model else "this request"
-        known = f"; accepted: {', '.join(accepted)}" if accepted else ""
-        return f"is not accepted by {owner} (got {_short(value)}{known})"
-    if kind == "missing":
-        return "is required"
-    if kind == "too_long":
-        limit = ctx.get("max_length")
-        noun = "item" if limit == 1 else "items"
-        return f"must have at most {limit} {noun} (got {ctx.get('actual_length')})"
-    if kind == "string_too_long":
-        got = len(value) if isinstance(value, str) else "?"
-        return f"must be at most {ctx.get('max_length')} characters (got {got})"
-    if kind == "string_too_short":
-        got = len(value) if isinstance(value, str) else "?"
-        limit = ctx.get("min_length")
-        noun = "character" if limit == 1 else "characters"
-        return f"must be at least {limit} {noun} (got {got})"
-    message = error["msg"]
-    return f"{message[:1].lower()}{message[1:]} (got {_short(value)})"

@@ -9,8 +9,7 @@ for long jobs. The default schedule is 2, 5, 7.5, 11.25, 15, 15, ... seconds. A 
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from rivya_provider.api.errors import RivyaValidationError
@@ -52,13 +51,26 @@ class PollSchedule:
         grown = self.interval * self.factor ** min(index - 1, 64)
         return min(grown, self.max_interval)
 
-    def delays(self) -> Iterator[float]:
-        """The endless sequence of waits: ``delay(0)``, ``delay(1)``, ..."""
-        return (self.delay(index) for index in itertools.count())
-
     def to_dict(self) -> dict[str, float]:
         """Plain JSON (for trigger kwargs)."""
         return {field.name: float(getattr(self, field.name)) for field in dataclasses.fields(self)}
+
+    @classmethod
+    def every(cls, interval: float | None) -> PollSchedule:
+        """First check after ``interval`` s, then ``interval`` growing as the default does.
+
+        ``None`` is the default schedule. The cap is the default cap, or ``interval`` if larger.
+        """
+        default = cls()
+        if interval is None:
+            return default
+        seconds = float(interval)
+        return cls(
+            first_delay=seconds,
+            interval=seconds,
+            factor=default.factor,
+            max_interval=max(default.max_interval, seconds),
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> PollSchedule:

@@ -17,7 +17,7 @@ import httpx
 
 from rivya_provider.api._tls import shared_ssl_context
 
-__all__ = ["shared_async_http_client"]
+__all__ = ["pool_users", "shared_async_http_client"]
 
 
 @dataclasses.dataclass
@@ -83,7 +83,7 @@ async def shared_async_http_client(timeout: float = 30.0) -> AsyncIterator[httpx
             await entry.client.aclose()
 
 
-def _pool_users() -> int:
-    """Users of the current loop's pool (0 when none); for tests and diagnostics."""
+def pool_users() -> int:
+    """Users of the running loop's shared pool (0 when none): how many waits share it."""
     entry = _POOLS.get(asyncio.get_running_loop())
     return entry.users if entry is not None else 0

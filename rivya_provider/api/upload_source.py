@@ -21,7 +21,7 @@ from rivya_provider.api.uploads import (
     rule_for,
 )
 
-__all__ = ["PreparedUpload", "UploadStream"]
+__all__ = ["check_upload"]
 
 _EXTENSIONS = {
     "image/jpeg": "jpg",
@@ -314,3 +314,31 @@ class UploadStream:
         seeker.seek(self._start + max(0, target))
         self._pos = max(0, target)
         return self._pos
+
+
+def check_upload(
+    source: UploadSource,
+    kind: str = "image",
+    model: str | None = None,
+    *,
+    name: str | None = None,
+    size: int | None = None,
+) -> UploadCheck:
+    """Check a file locally against the kind/model rules; send nothing.
+
+    :param source: a path, or a seekable binary file object (an fsspec/``ObjectStoragePath``
+        file works); its position is restored afterwards.
+    :param kind: ``image``, ``video`` or ``audio``.
+    :param model: apply this model's rules too (e.g. ``qwen-image``: images only).
+    :param name: file name to send; defaults to the path's or file object's name.
+    :param size: byte size, when the object cannot tell (it is measured when it can).
+    :raises RivyaValidationError: naming the rule (wrong kind, MIME type, size, empty file).
+    """
+    with PreparedUpload.open(source, kind, model, name=name, size=size) as prepared:
+        if not prepared.rereadable:
+            raise RivyaValidationError(
+                "file: check_upload needs a path or a seekable file object (this stream cannot "
+                "be rewound); give the stream to upload_file directly",
+                field="file",
+            )
+        return prepared.check

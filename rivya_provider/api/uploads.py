@@ -1,8 +1,9 @@
-"""Local checks of an upload (kind, MIME type, size) against Rivya's documented limits.
+"""What an upload may be (kind, MIME type, size), per Rivya's documented limits; a leaf module.
 
 The documentation's "10 MB" is read as 10 MiB (``10 * 1024 * 1024`` bytes), the same as the
 bundled emulator; every limit lives in :data:`KIND_RULES` / :data:`MODEL_UPLOAD_RULES`.
-The MIME type is sniffed from the first bytes, never taken from the file name.
+The MIME type is sniffed from the first bytes, never taken from the file name
+(``rivya_provider.api.upload_source`` applies these rules to a real file).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ __all__ = [
     "UploadCheck",
     "UploadRule",
     "UploadSource",
-    "check_upload",
+    "format_size",
     "rule_for",
 ]
 
@@ -105,33 +106,3 @@ def format_size(size: int) -> str:
     if size % MB == 0:
         return f"{size // MB} MiB ({size} bytes)"
     return f"{size} bytes"
-
-
-def check_upload(
-    source: UploadSource,
-    kind: str = "image",
-    model: str | None = None,
-    *,
-    name: str | None = None,
-    size: int | None = None,
-) -> UploadCheck:
-    """Check a file locally against the kind/model rules; send nothing.
-
-    :param source: a path, or a seekable binary file object (an fsspec/``ObjectStoragePath``
-        file works); its position is restored afterwards.
-    :param kind: ``image``, ``video`` or ``audio``.
-    :param model: apply this model's rules too (e.g. ``qwen-image``: images only).
-    :param name: file name to send; defaults to the path's or file object's name.
-    :param size: byte size, when the object cannot tell (it is measured when it can).
-    :raises RivyaValidationError: naming the rule (wrong kind, MIME type, size, empty file).
-    """
-    from rivya_provider.api._upload_stream import PreparedUpload
-
-    with PreparedUpload.open(source, kind, model, name=name, size=size) as prepared:
-        if not prepared.rereadable:
-            raise RivyaValidationError(
-                "file: check_upload needs a path or a seekable file object (this stream cannot "
-                "be rewound); give the stream to upload_file directly",
-                field="file",
-            )
-        return prepared.check

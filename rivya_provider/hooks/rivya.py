@@ -17,12 +17,12 @@ from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 
-from rivya_provider._compat import aget_connection, connection_extra, get_connection
-from rivya_provider.api._pool import shared_async_http_client
 from rivya_provider.api.client import AsyncRivyaClient, RivyaClient
 from rivya_provider.api.config import DEFAULT_BASE_URL, ClientConfig
 from rivya_provider.api.errors import RivyaError, RivyaValidationError
 from rivya_provider.api.polling import PollSchedule
+from rivya_provider.api.pool import shared_async_http_client
+from rivya_provider.compat import aget_connection, connection_extra, get_connection
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

@@ -9,17 +9,21 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from rivya_provider._compat import default_deferrable
+from rivya_provider.compat import default_deferrable
+from rivya_provider.generation_task import GenerationTaskMixin
+
+#: Key of the generation id in XCom (pushed before waiting) and of the task state store record.
+GENERATION_ID_XCOM_KEY = "generation_id"
+STATE_STORE_KEY = "rivya_generation"
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from rivya_provider.api.client import RivyaClient
     from rivya_provider.api.models import Generation, GenerationRequest
-    from rivya_provider.api.polling import PollSchedule
 
 
-class RivyaGenerateImageOperator(BaseOperator):
+class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
     """Generate images with Rivya and store them where you say.
 
     The request is validated locally first (nothing is sent, no credit spent on bad input), then
@@ -109,61 +113,50 @@ class RivyaGenerateImageOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate, submit once (or reattach), then finish inline, wait, or defer."""
+        from rivya_provider.airflow_errors import to_airflow_error
         from rivya_provider.api.errors import RivyaError
-        from rivya_provider.operators import _generation as gen
+        from rivya_provider.storage import build_manifest
 
-        client_request_id = self._client_request_id(context)
+        client_request_id = self.manifest_request_id(context)
         request = self._build_request(client_request_id)
         try:
-            with self._hook().get_client() as client:
+            with self.rivya_hook().get_client() as client:
                 generation = self._submit(client, request, context)
-                context["ti"].xcom_push(key=gen.GENERATION_ID_XCOM_KEY, value=generation.id)
+                context["ti"].xcom_push(key=GENERATION_ID_XCOM_KEY, value=generation.id)
                 if not self.wait_for_completion:
-                    return gen.build_manifest(generation, [], client_request_id)
+                    return build_manifest(generation, [], client_request_id)
                 if not generation.is_terminal:
                     generation = client.get_generation(generation.id)
                     self._log_status(generation)
                 if not generation.is_terminal:
                     deadline = time.time() + self._timeout_seconds()
                     if self.deferrable:
-                        self._defer(generation.id, deadline)
+                        self.defer_until_terminal(generation.id, deadline)
                     generation = client.wait_for_generation(
                         generation.id,
                         deadline=deadline,
                         on_status=self._log_status,
-                        poll=_poll_schedule(self.poll_interval),
+                        poll=self.poll_schedule(),
                     )
-                return self._finish(client, generation, client_request_id)
+                return self.finish(client, generation, context)
         except RivyaError as exc:
-            raise gen.to_airflow_error(exc) from exc
-
-    def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
-        """Resume after the trigger: validate its event, then store the images."""
-        from rivya_provider.operators._generation import complete
-
-        return complete(
-            event,
-            rivya_conn_id=self.rivya_conn_id,
-            output_path=self.output_path,
-            output_format=self._output_format(),
-            client_request_id=self._client_request_id(context),
-            log=self.log,
-        )
+            raise to_airflow_error(exc) from exc
 
     # -- steps ------------------------------------------------------------------------------
 
-    def _hook(self) -> Any:
-        from rivya_provider.hooks.rivya import RivyaHook
+    def manifest_request_id(self, context: Context) -> str:
+        """The ``client_request_id`` argument, or one carrying the Airflow identity."""
+        from rivya_provider.api.idempotency import client_request_id_for
+        from rivya_provider.generation_task import airflow_identity
 
-        return RivyaHook(rivya_conn_id=self.rivya_conn_id)
+        return self.client_request_id or client_request_id_for(airflow_identity(context))
 
-    def _client_request_id(self, context: Context) -> str:
-        from rivya_provider.operators._generation import (
-            airflow_identity,
-            default_client_request_id,
-        )
-
-        return self.client_request_id or default_client_request_id(airflow_identity(context))
+    def output_format_hint(self) -> str | None:
+        """The requested format (argument, then ``model_params``; ``png`` for qwen-image)."""
+        if self.output_format:
+            return self.output_format
+        value = (self.model_params or {}).get("output_format")
+        return str(value) if value else ("png" if self.model == "qwen-image" else None)
 
     def _timeout_seconds(self) -> float:
         if isinstance(self.timeout, timedelta):
@@ -172,9 +165,9 @@ class RivyaGenerateImageOperator(BaseOperator):
 
     def _build_request(self, client_request_id: str) -> GenerationRequest:
         """Merge the arguments into one request and validate it locally; send nothing."""
-        from rivya_provider._compat import AirflowFailException
         from rivya_provider.api.errors import RivyaValidationError
         from rivya_provider.api.models import GenerationRequest
+        from rivya_provider.compat import AirflowFailException
 
         params: dict[str, Any] = dict(self.model_params or {})
         explicit = {
@@ -204,63 +197,41 @@ class RivyaGenerateImageOperator(BaseOperator):
     def _submit(
         self, client: RivyaClient, request: GenerationRequest, context: Context
     ) -> Generation:
-        """Create the generation exactly once per task instance and request body.
+        """Pay for this task instance's generation at most once (``api.idempotency``).
 
-        The ``Idempotency-Key`` is derived from the Airflow identity and the body hash, never the
-        try number: a retry replays the same generation. When the replayed generation had failed
-        (its credits were released), the next key in the series creates a fresh one. On Airflow
-        3.3+ the generation id is also kept in the task state store and reattached on retry.
+        The base key comes from the Airflow identity and the body hash, never the try number,
+        so a retry replays. On Airflow 3.3+ the submission is also kept in the task state
+        store, and a retry reattaches to it with one GET.
         """
-        from rivya_provider._compat import task_state_store
-        from rivya_provider.operators import _generation as gen
+        from rivya_provider.api.idempotency import derive_idempotency_key
+        from rivya_provider.compat import task_state_store
+        from rivya_provider.generation_task import airflow_identity
 
-        body_sha256 = request.body_sha256()
-        base_key = self.idempotency_key or gen.derive_idempotency_key(
-            gen.airflow_identity(context), body_sha256
+        base_key = self.idempotency_key or derive_idempotency_key(
+            airflow_identity(context), request.body_sha256()
         )
         store = task_state_store(context)
-        round_number = 0
-        saved = store.get(gen.STATE_STORE_KEY) if store is not None else None
-        if isinstance(saved, dict) and saved.get("base_key") == base_key:
-            previous = client.get_generation(str(saved["generation_id"]))
-            if previous.status != "failed":
-                self.log.info(
-                    "Reattaching to Rivya generation %s (%s) from an earlier try",
-                    previous.id,
-                    previous.status,
-                )
-                return previous
-            saved_round = saved.get("round", 0)
-            round_number = (saved_round if isinstance(saved_round, int) else 0) + 1
-
-        started = time.time()
-        while True:
-            key = gen.resubmission_key(base_key, round_number)
-            created = client.create_generation(request, idempotency_key=key)
-            generation = created.generation
-            if generation.status != "failed" or not gen.is_earlier_attempt(created, started):
-                break
-            if round_number >= gen.MAX_RESUBMISSIONS:
-                break  # finishes as the failed generation it is; never loop without end
-            self.log.info(
-                "Generation %s replayed for this task had failed (credits released); "
-                "submitting a fresh one",
-                generation.id,
-            )
-            round_number += 1
+        previous = store.get(STATE_STORE_KEY) if store is not None else None
+        submission = client.submit_generation(request, base_key, previous=previous)
+        generation = submission.generation
         if store is not None:
-            store.set(
-                gen.STATE_STORE_KEY,
-                {"generation_id": generation.id, "base_key": base_key, "round": round_number},
+            store.set(STATE_STORE_KEY, submission.record())
+        if submission.reattached:
+            self.log.info(
+                "Reattached to Rivya generation %s (%s) from an earlier try",
+                generation.id,
+                generation.status,
             )
-        self.log.info(
-            "Submitted Rivya generation %s (model %s, %s credits reserved, client_request_id %s%s)",
-            generation.id,
-            generation.model,
-            generation.reserved_credits,
-            request.client_request_id,
-            ", replayed" if created.replayed else "",
-        )
+        else:
+            self.log.info(
+                "Submitted Rivya generation %s (model %s, %s credits reserved, "
+                "client_request_id %s%s)",
+                generation.id,
+                generation.model,
+                generation.reserved_credits,
+                request.client_request_id,
+                ", replayed" if submission.replayed else "",
+            )
         self._last_status = generation.status
         return generation
 
@@ -268,39 +239,6 @@ class RivyaGenerateImageOperator(BaseOperator):
         if self._last_status != generation.status:
             self._last_status = generation.status
             self.log.info("Rivya generation %s is %s", generation.id, generation.status)
-
-    def _defer(self, generation_id: str, deadline: float) -> None:
-        from rivya_provider.triggers.generation import RivyaGenerationTrigger
-
-        self.defer(
-            trigger=RivyaGenerationTrigger(
-                generation_id=generation_id,
-                deadline=deadline,
-                rivya_conn_id=self.rivya_conn_id,
-                poll=_poll_settings(self.poll_interval),
-            ),
-            method_name="execute_complete",
-        )
-
-    def _finish(
-        self, client: RivyaClient, generation: Generation, client_request_id: str
-    ) -> dict[str, Any]:
-        from rivya_provider.operators._generation import finish
-
-        return finish(
-            client,
-            generation,
-            output_path=self.output_path,
-            output_format=self._output_format(),
-            client_request_id=client_request_id,
-            log=self.log,
-        )
-
-    def _output_format(self) -> str | None:
-        if self.output_format:
-            return self.output_format
-        value = (self.model_params or {}).get("output_format")
-        return str(value) if value else ("png" if self.model == "qwen-image" else None)
 
 
 def _as_item_list(
@@ -316,22 +254,3 @@ def _as_item_list(
 
 def _argument_name(param: str) -> str:
     return "reference_media_items" if param == "referenceMediaItems" else param
-
-
-def _poll_schedule(poll_interval: float | None) -> PollSchedule | None:
-    from rivya_provider.api.polling import PollSchedule
-
-    settings = _poll_settings(poll_interval)
-    return None if settings is None else PollSchedule.from_dict(settings)
-
-
-def _poll_settings(poll_interval: float | None) -> dict[str, float] | None:
-    """Operator ``poll_interval`` as a plain schedule dict, or ``None`` for the shared schedule."""
-    if poll_interval is None:
-        return None
-    return {
-        "first_delay": float(poll_interval),
-        "interval": float(poll_interval),
-        "factor": 1.5,
-        "max_interval": max(15.0, float(poll_interval)),
-    }

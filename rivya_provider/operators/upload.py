@@ -11,6 +11,8 @@ from airflow.sdk import BaseOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
+    from rivya_provider.hooks.rivya import RivyaHook
+
 
 class RivyaFileUploadOperator(BaseOperator):
     """Upload a reference image to Rivya and return an item for ``reference_media_items``.
@@ -56,43 +58,48 @@ class RivyaFileUploadOperator(BaseOperator):
         self.client_request_id = client_request_id
         self.rivya_conn_id = rivya_conn_id
 
+    def rivya_hook(self) -> RivyaHook:
+        """The hook of this task's ``rivya_conn_id``."""
+        from rivya_provider.hooks.rivya import RivyaHook
+
+        return RivyaHook(rivya_conn_id=self.rivya_conn_id)
+
     def execute(self, context: Context) -> dict[str, Any]:
         """Check the file locally, stream it to Rivya, return the reference item."""
-        from rivya_provider._compat import AirflowFailException
+        from rivya_provider.airflow_errors import to_airflow_error
         from rivya_provider.api.errors import RivyaError, RivyaValidationError
-        from rivya_provider.api.uploads import check_upload
-        from rivya_provider.hooks.rivya import RivyaHook
-        from rivya_provider.operators._generation import as_storage_path, to_airflow_error
+        from rivya_provider.compat import AirflowFailException
+        from rivya_provider.storage import as_storage_path
 
         path = as_storage_path(self.source)
         name = self.name or path.name
         try:
             _check_is_readable_file(path)
-            with path.open("rb") as stream:
-                checked = check_upload(stream, kind=self.kind, model=self.model, name=name)
-                stream.seek(0)
-                self.log.info(
-                    "Uploading %s (%d bytes, %s) to Rivya",
-                    name,
-                    checked.size_bytes,
-                    checked.mime_type,
+            with path.open("rb") as stream, self.rivya_hook().get_client() as client:
+                # Checked (size, MIME type sniffed from the bytes) before anything is sent.
+                uploaded = client.upload_file(
+                    stream,
+                    kind=self.kind,
+                    model=self.model,
+                    name=name,
+                    client_request_id=self.client_request_id,
                 )
-                with RivyaHook(rivya_conn_id=self.rivya_conn_id).get_client() as client:
-                    uploaded = client.upload_file(
-                        stream,
-                        kind=self.kind,
-                        model=self.model,
-                        name=name,
-                        client_request_id=self.client_request_id,
-                    )
         except RivyaValidationError as exc:
             raise AirflowFailException(f"Cannot upload {self.source}: {exc.message}") from None
         except RivyaError as exc:
             raise to_airflow_error(exc) from exc
+        checked = uploaded.check
+        self.log.info(
+            "Uploaded %s (%s bytes, %s): file id %s, url %s",
+            name,
+            checked.size_bytes if checked else "?",
+            checked.mime_type if checked else uploaded.mime_type,
+            uploaded.id,
+            uploaded.url,
+        )
         item = uploaded.as_reference().to_api()
         if uploaded.id:
             item["file_id"] = uploaded.id
-        self.log.info("Uploaded %s: file id %s, url %s", name, uploaded.id, uploaded.url)
         return item
 
 

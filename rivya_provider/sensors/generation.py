@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from rivya_provider._compat import default_deferrable
+from rivya_provider.compat import default_deferrable
+from rivya_provider.generation_task import GenerationTaskMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
 
-class RivyaGenerationSensor(BaseSensorOperator):
+class RivyaGenerationSensor(GenerationTaskMixin, BaseSensorOperator):
     """Wait for a Rivya generation (e.g. one submitted with ``wait_for_completion=False``).
 
     Returns the same manifest as ``RivyaGenerateImageOperator``. Deferrable (same trigger) or
@@ -69,52 +70,29 @@ class RivyaGenerationSensor(BaseSensorOperator):
         """Defer to the trigger in deferrable mode, else poke as any sensor does."""
         if not self.deferrable:
             return super().execute(context)
-        from rivya_provider.operators.generate import _poll_settings
-        from rivya_provider.triggers.generation import RivyaGenerationTrigger
-
-        self.defer(
-            trigger=RivyaGenerationTrigger(
-                generation_id=self.generation_id,
-                deadline=time.time() + float(self.timeout),
-                rivya_conn_id=self.rivya_conn_id,
-                poll=_poll_settings(self.poll_interval),
-            ),
-            method_name="execute_complete",
-        )
+        self.defer_until_terminal(self.generation_id, time.time() + float(self.timeout))
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         """One GET: done with the manifest on success, raise on failure, else keep waiting."""
+        from rivya_provider.airflow_errors import to_airflow_error
         from rivya_provider.api.errors import RivyaError
-        from rivya_provider.hooks.rivya import RivyaHook
-        from rivya_provider.operators import _generation as gen
 
         try:
-            with RivyaHook(rivya_conn_id=self.rivya_conn_id).get_client() as client:
+            with self.rivya_hook().get_client() as client:
                 generation = client.get_generation(self.generation_id)
                 self.log.info("Rivya generation %s is %s", generation.id, generation.status)
                 if not generation.is_terminal:
                     return False
-                manifest = gen.finish(
-                    client,
-                    generation,
-                    output_path=self.output_path,
-                    output_format=self.output_format,
-                    client_request_id=self.client_request_id,
-                    log=self.log,
+                return PokeReturnValue(
+                    is_done=True, xcom_value=self.finish(client, generation, context)
                 )
-                return PokeReturnValue(is_done=True, xcom_value=manifest)
         except RivyaError as exc:
-            raise gen.to_airflow_error(exc) from exc
+            raise to_airflow_error(exc) from exc
 
-    def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
-        """Resume after the trigger: validate its event, then store the images."""
-        from rivya_provider.operators._generation import complete
+    def output_format_hint(self) -> str | None:
+        """The ``output_format`` argument."""
+        return self.output_format
 
-        return complete(
-            event,
-            rivya_conn_id=self.rivya_conn_id,
-            output_path=self.output_path,
-            output_format=self.output_format,
-            client_request_id=self.client_request_id,
-            log=self.log,
-        )
+    def manifest_request_id(self, context: Context) -> str | None:
+        """The ``client_request_id`` argument."""
+        return self.client_request_id

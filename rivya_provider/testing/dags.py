@@ -18,7 +18,7 @@ def load_dag(dag_id: str, dag_folder: str | os.PathLike[str] | None = None) -> A
     :param dag_folder: folder (or file) to parse; default ``[core] dags_folder``. For
         ``dag.test()`` the DAG file must lie inside ``[core] dags_folder``.
     """
-    from rivya_provider._compat import conf, dag_bag, prepare_dag_test
+    from rivya_provider.compat import conf, dag_bag, prepare_dag_test
 
     folder = dag_folder if dag_folder is not None else conf.get("core", "dags_folder")
     bag = dag_bag(folder)

@@ -28,10 +28,11 @@ from urllib.parse import quote
 
 import httpx
 
-if TYPE_CHECKING:
-    from rivya_provider.emulator._server import EmulatorServer
+from rivya_provider.emulator import DEFAULT_API_KEY
 
-DEFAULT_API_KEY = "rvya_sk_emulator"
+if TYPE_CHECKING:
+    from rivya_provider.emulator import EmulatorServer
+
 _READY = re.compile(r"Rivya emulator listening on (?P<url>\S+) \(API key: (?P<key>[^)]+)\)")
 
 
@@ -47,7 +48,7 @@ class RivyaEmulator:
     """
 
     def __init__(self, base_url: str, api_key: str) -> None:
-        from rivya_provider.emulator._config import media_base_for
+        from rivya_provider.emulator import media_base_for
 
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -277,8 +278,13 @@ class _InProcessServer:
     """The emulator served by uvicorn on a thread of this process."""
 
     def __init__(self, *, host: str, port: int, api_keys: Sequence[str], **config: Any) -> None:
-        from rivya_provider.emulator import EmulatorConfig, create_app
-        from rivya_provider.emulator._server import base_url_for, bind_socket, build_server
+        from rivya_provider.emulator import (
+            EmulatorConfig,
+            base_url_for,
+            bind_socket,
+            build_server,
+            create_app,
+        )
 
         self.sock = bind_socket(host, port)
         self.base_url = base_url_for(host, self.sock)

@@ -1,38 +1,97 @@
-"""RivyaGenerationTrigger: waits for a Rivya generation in the triggerer, with GETs only."""
+"""RivyaGenerationTrigger: waits for a Rivya generation in the triggerer, with GETs only.
+
+The event it yields is :class:`GenerationEvent`, defined here, next to its producer; whoever
+resumes after the trigger imports it to read the event back.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-if TYPE_CHECKING:
-    from rivya_provider.api.client import AsyncRivyaClient
-    from rivya_provider.api.models import Generation
+from rivya_provider.api.errors import GenerationFailedError, GenerationTimeoutError, RivyaError
+from rivya_provider.api.models import Generation
 
-#: Pause between two attempts of the whole wait after the client's own retries gave up on a
-#: transient error (network down for a while, API disabled): grows to this cap, with jitter.
-_OUTAGE_BACKOFF_CAP = 60.0
+__all__ = ["GenerationEvent", "RivyaGenerationTrigger"]
+
+
+class GenerationEvent(BaseModel):
+    """The one event :class:`RivyaGenerationTrigger` yields, as plain JSON in the metadata DB.
+
+    :param status: ``succeeded``, ``failed``, ``timeout`` (the deadline passed) or ``error``
+        (a non-retryable API error; transient ones never end the wait).
+    :param generation_id: the generation waited for.
+    :param generation: its last known state (``None`` when none was seen).
+    :param message: what happened, for the task log (never the API key).
+    :param error_code: Rivya's ``error.code`` of an ``error`` event.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    status: Literal["succeeded", "failed", "timeout", "error"]
+    generation_id: str
+    generation: Generation | None = None
+    message: str = ""
+    error_code: str | None = None
+
+    @classmethod
+    def parse(cls, payload: Any) -> GenerationEvent:
+        """Read an event back; a missing or unknown status is never taken as success.
+
+        :raises RivyaError: ``invalid_event`` (retryable: a new try replays the generation).
+        """
+        try:
+            return cls.model_validate(payload)
+        except ValidationError as exc:
+            raise RivyaError(
+                f"Malformed event from RivyaGenerationTrigger: {exc}",
+                code="invalid_event",
+                retryable=True,
+            ) from None
+
+    def succeeded_generation(self) -> Generation:
+        """The succeeded generation, or the API error this event stands for.
+
+        :raises GenerationFailedError: the generation failed (credits released).
+        :raises GenerationTimeoutError: the deadline passed first.
+        :raises RivyaError: an ``error`` event (non-retryable), or an inconsistent success.
+        """
+        if self.status == "failed" and self.generation is not None:
+            raise GenerationFailedError(self.generation)
+        if self.status == "timeout":
+            last = self.generation.status if self.generation is not None else None
+            raise GenerationTimeoutError(self.generation_id, last)
+        if self.status == "error":
+            raise RivyaError(
+                f"while waiting for generation {self.generation_id}: {self.message}",
+                code=self.error_code,
+            )
+        if self.generation is None or not self.generation.succeeded:
+            state = self.generation.status if self.generation is not None else "missing"
+            raise RivyaError(
+                f"Trigger event {self.status!r} for generation {self.generation_id} carries "
+                f"a generation that is {state}",
+                code="invalid_event",
+                retryable=True,
+            )
+        return self.generation
 
 
 class RivyaGenerationTrigger(BaseTrigger):
     """Poll one generation until it is terminal or its absolute deadline passes.
 
     It never submits anything (a restarted triggerer must not pay twice), rides out transient
-    errors (network, 429, 5xx) until the deadline, and yields exactly one event::
-
-        {"status": "succeeded" | "failed" | "timeout" | "error",
-         "generation": {...} | None, "generation_id": ..., "message": ...}
+    errors (network, 429, 5xx, in the client) until the deadline, and yields exactly one
+    :class:`GenerationEvent`.
 
     :param generation_id: the Rivya generation to watch.
     :param rivya_conn_id: Airflow connection of type ``rivya``.
     :param deadline: absolute deadline, epoch seconds, computed once at submit.
-    :param poll: poll schedule as a plain dict (see ``rivya_provider.api.polling.PollSchedule``);
-        ``None`` uses the connection's schedule.
+    :param poll: poll schedule as plain JSON (``PollSchedule.to_dict()``); ``None`` uses the
+        connection's schedule.
     """
 
     def __init__(
@@ -62,21 +121,12 @@ class RivyaGenerationTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Yield the single terminal event."""
-        yield TriggerEvent(await self._wait())
+        event = await self._wait()
+        yield TriggerEvent(event.model_dump(mode="json"))
 
-    async def _wait(self) -> dict[str, Any]:
+    async def _wait(self) -> GenerationEvent:
+        from rivya_provider.api.pool import pool_users
         from rivya_provider.hooks.rivya import RivyaHook
-
-        hook = RivyaHook(rivya_conn_id=self.rivya_conn_id)
-        async with hook.async_client(poll=self.poll) as client:
-            return await self._wait_with(client)
-
-    async def _wait_with(self, client: AsyncRivyaClient) -> dict[str, Any]:
-        from rivya_provider.api.errors import (
-            GenerationFailedError,
-            GenerationTimeoutError,
-            RivyaError,
-        )
 
         last: list[Generation] = []
 
@@ -84,56 +134,30 @@ class RivyaGenerationTrigger(BaseTrigger):
             last[:] = [generation]
             self.log.info("Rivya generation %s is %s", generation.id, generation.status)
 
-        outages = 0
-        while True:
-            try:
+        def event(status: str, message: str, **fields: Any) -> GenerationEvent:
+            fields.setdefault("generation", last[0] if last else None)
+            return GenerationEvent.model_validate(
+                {"status": status, "generation_id": self.generation_id, "message": message} | fields
+            )
+
+        try:
+            async with RivyaHook(rivya_conn_id=self.rivya_conn_id).async_client(
+                poll=self.poll
+            ) as client:
+                self.log.info(
+                    "Waiting for Rivya generation %s (%d waits share this connection pool)",
+                    self.generation_id,
+                    pool_users(),
+                )
                 generation = await client.wait_for_generation(
                     self.generation_id, deadline=self.deadline, on_status=on_status
                 )
-            except GenerationFailedError as exc:
-                return self._event("failed", exc.generation, str(exc))
-            except GenerationTimeoutError as exc:
-                return self._event("timeout", last[0] if last else None, str(exc))
-            except RivyaError as exc:
-                if not exc.retryable:
-                    return self._event(
-                        "error",
-                        last[0] if last else None,
-                        str(exc),
-                        error_code=exc.code,
-                        retryable=False,
-                    )
-                outages += 1
-                pause = random.uniform(0, min(_OUTAGE_BACKOFF_CAP, 2.0**outages))
-                remaining = self.deadline - time.time()
-                self.log.warning(
-                    "Transient error polling generation %s (%s); still waiting, %.0f s left",
-                    self.generation_id,
-                    exc.code,
-                    max(0.0, remaining),
-                )
-                if remaining <= 0:
-                    return self._event(
-                        "timeout", last[0] if last else None, f"deadline passed during: {exc}"
-                    )
-                await asyncio.sleep(min(pause, remaining))
-                continue
-            return self._event("succeeded", generation, "generation succeeded")
-
-    def _event(
-        self,
-        status: str,
-        generation: Generation | None,
-        message: str,
-        *,
-        error_code: str | None = None,
-        retryable: bool = False,
-    ) -> dict[str, Any]:
-        return {
-            "status": status,
-            "generation_id": self.generation_id,
-            "generation": generation.model_dump(mode="json") if generation else None,
-            "message": message,
-            "error_code": error_code,
-            "retryable": retryable,
-        }
+        except GenerationFailedError as exc:
+            return event("failed", str(exc), generation=exc.generation)
+        except GenerationTimeoutError as exc:
+            return event("timeout", str(exc))
+        except RivyaError as exc:
+            # The client absorbs every transient error until the deadline: what reaches here
+            # cannot get better by waiting (auth, scope, not found, a bad connection setting).
+            return event("error", exc.message, error_code=exc.code)
+        return event("succeeded", "generation succeeded", generation=generation)

@@ -108,13 +108,13 @@ def test_validation_messages_name_field_and_rule(
     assert caught.value.status_code is None
 
 
-def test_model_validate_and_build_raise_the_same_error() -> None:
+def test_model_validate_and_the_constructor_raise_the_same_error() -> None:
     with pytest.raises(RivyaValidationError, match=r"params\.image_size"):
         GenerationRequest.model_validate(
             {"model": "qwen-image", "prompt": "a", "params": {"image_size": 1}}
         )
     with pytest.raises(RivyaValidationError, match="prompt: must be at most 5000"):
-        GenerationRequest.build(model="qwen-image", prompt="y" * 5001)
+        GenerationRequest(model="qwen-image", prompt="y" * 5001)
 
 
 def test_several_problems_are_reported_together() -> None:

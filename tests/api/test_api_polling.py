@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 from typing import Any
@@ -37,14 +36,21 @@ def _statuses(*statuses: str) -> list[httpx.Response]:
 
 
 def test_default_schedule_values() -> None:
-    delays = list(itertools.islice(PollSchedule().delays(), 8))
+    delays = [PollSchedule().delay(i) for i in range(8)]
     assert delays == [2.0, 5.0, 7.5, 11.25, 15.0, 15.0, 15.0, 15.0]
 
 
 def test_custom_schedule_values() -> None:
     schedule = PollSchedule(first_delay=0.0, interval=1.0, factor=2.0, max_interval=5.0)
-    assert list(itertools.islice(schedule.delays(), 6)) == [0.0, 1.0, 2.0, 4.0, 5.0, 5.0]
+    assert [schedule.delay(i) for i in range(6)] == [0.0, 1.0, 2.0, 4.0, 5.0, 5.0]
     assert schedule.delay(10_000) == 5.0  # no overflow far out
+
+
+def test_every_starts_at_the_interval_and_grows_like_the_default() -> None:
+    assert PollSchedule.every(None) == PollSchedule()
+    assert [PollSchedule.every(4).delay(i) for i in range(5)] == [4.0, 4.0, 6.0, 9.0, 13.5]
+    assert PollSchedule.every(30).max_interval == 30.0  # a long interval is not capped below
+    assert PollSchedule.every(1).max_interval == PollSchedule().max_interval
 
 
 def test_schedule_round_trips_as_plain_json() -> None:

@@ -1,4 +1,4 @@
-"""Layering and structure: Airflow-free, lazy package, no duplicated client logic, shared pool."""
+"""Layering and structure: Airflow-free, one public face, no duplicated client logic."""
 
 from __future__ import annotations
 
@@ -12,15 +12,14 @@ import textwrap
 import threading
 
 import httpx
-import pytest
 import respx
 from rivya_api_support import API_KEY, BASE_URL
 
 import rivya_provider.api
-from rivya_provider.api import _pool
-from rivya_provider.api._pool import shared_async_http_client
+from rivya_provider.api import pool
 from rivya_provider.api.client import AsyncRivyaClient, RivyaClient
 from rivya_provider.api.config import ClientConfig
+from rivya_provider.api.pool import shared_async_http_client
 
 
 def _imported_top_levels(code: str) -> set[str]:
@@ -42,17 +41,27 @@ def test_api_never_imports_airflow() -> None:
     assert "airflow" not in loaded
 
 
-def test_importing_the_package_is_lazy() -> None:
-    loaded = _imported_top_levels("import rivya_provider.api")
-    assert not loaded & {"airflow", "httpx", "pydantic", "tenacity"}
-
-
-def test_lazy_exports_resolve() -> None:
-    for name in rivya_provider.api.__all__:
+def test_the_package_is_one_face_with_each_name_once() -> None:
+    names = rivya_provider.api.__all__
+    assert len(names) == len(set(names))  # no name exported by two modules
+    for name in names:
         assert getattr(rivya_provider.api, name) is not None, name
     assert rivya_provider.api.RivyaClient is RivyaClient
-    with pytest.raises(AttributeError):
-        _ = rivya_provider.api.NoSuchThing
+    assert rivya_provider.api.submit_once is not None
+    assert not [name for name in names if name.startswith("_")]
+
+
+def test_no_client_module_re_exports_another_modules_names() -> None:
+    # One facade only: a module's __all__ lists what it defines (or, for client.py, the
+    # BinaryWriter protocol of its own signatures), never another module's public names.
+    from rivya_provider.api import client, config, models, polling
+
+    assert set(client.__all__) == {"AsyncRivyaClient", "RivyaClient", "BinaryWriter"}
+    for module in (config, models, polling):
+        for name in module.__all__:
+            value = getattr(module, name)
+            home = getattr(value, "__module__", module.__name__)
+            assert home in (module.__name__, "typing"), (module.__name__, name, home)
 
 
 def _public_methods(cls: type) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
@@ -102,11 +111,11 @@ def test_shared_pool_is_per_loop_and_reference_counted() -> None:
         async with shared_async_http_client() as first:
             async with shared_async_http_client() as second:
                 assert first is second
-                assert _pool._pool_users() == 2
+                assert pool.pool_users() == 2
             assert not _closed(first)
-            assert _pool._pool_users() == 1
+            assert pool.pool_users() == 1
         assert _closed(first)
-        assert _pool._pool_users() == 0
+        assert pool.pool_users() == 0
         async with shared_async_http_client() as fresh:
             assert fresh is not first
 

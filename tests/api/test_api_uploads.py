@@ -15,7 +15,8 @@ from rivya_api_support import Harness
 
 from rivya_provider.api._mime import sniff_mime
 from rivya_provider.api.errors import RivyaValidationError
-from rivya_provider.api.uploads import KIND_RULES, MB, check_upload
+from rivya_provider.api.upload_source import check_upload
+from rivya_provider.api.uploads import KIND_RULES, MB, UploadCheck
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
@@ -60,6 +61,13 @@ def test_png_named_jpg_is_sent_as_png(
     route = router.post("/api/v1/files").respond(201, json=UPLOADED)
     uploaded = api("upload_file", source, "image", model="qwen-image", client_request_id="c-1")
     assert uploaded.id == "file_1"
+    assert uploaded.check == UploadCheck(  # what was checked is returned, not checked again
+        name="photo.jpg",
+        size_bytes=len(PNG),
+        mime_type="image/png",
+        kind="image",
+        max_bytes=10 * MB,
+    )
     request = route.calls.last.request
     part = _multipart_file_part(request)
     assert 'filename="photo.jpg"' in part

@@ -34,7 +34,7 @@ PUBLIC_IMPORTS = (
 
 
 def test_every_example_parses_without_import_errors() -> None:
-    from rivya_provider._compat import dag_bag
+    from rivya_provider.compat import dag_bag
 
     bag = dag_bag(EXAMPLES)
     assert bag.import_errors == {}

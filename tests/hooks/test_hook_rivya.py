@@ -13,7 +13,7 @@ import pytest
 import respx
 from airflow.sdk import BaseHook, Connection
 
-from rivya_provider.api import _pool
+from rivya_provider.api import pool
 from rivya_provider.api.client import AsyncRivyaClient, RivyaClient
 from rivya_provider.api.config import ClientConfig
 from rivya_provider.api.errors import RivyaValidationError
@@ -194,7 +194,7 @@ def test_async_paths_never_use_the_blocking_lookup(monkeypatch: pytest.MonkeyPat
         async with hook.async_client(poll={"interval": 3.0}) as first:
             async with hook.async_client() as second:
                 shared = first._http is second._http
-                users = _pool._pool_users()
+                users = pool.pool_users()
                 credits = (await second.get_credits()).current_credits
             return first.config.poll.interval, users, credits, shared
 
@@ -217,7 +217,7 @@ def test_async_client_releases_the_pool_on_error(monkeypatch: pytest.MonkeyPatch
     async def scenario() -> tuple[int, bool]:
         with pytest.raises(RuntimeError, match="trigger crashed"):
             await crash()
-        return _pool._pool_users(), seen[0].is_closed
+        return pool.pool_users(), seen[0].is_closed
 
     assert asyncio.run(scenario()) == (0, True)
 

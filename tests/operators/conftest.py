@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rivya_provider._compat import prepare_dag_test
+from rivya_provider.compat import prepare_dag_test
 from tests.airflow_support import import_file, task_states, xcom
 
 

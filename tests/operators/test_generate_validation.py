@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from rivya_provider._compat import AirflowFailException
 from rivya_provider.api.errors import GenerationFailedError
+from rivya_provider.compat import AirflowFailException
 from rivya_provider.operators.generate import RivyaGenerateImageOperator
 
 IMAGE_ITEM = {"url": "http://127.0.0.1:1/a.png", "kind": "image", "mimeType": "image/png"}

@@ -15,7 +15,7 @@ import pytest
 
 from tests.operators.conftest import DagHarness
 
-# Airflow 3.1 is the release without airflow.dag_processing.dagbag (see rivya_provider/_compat.py).
+# Airflow 3.1 is the release without airflow.dag_processing.dagbag (see rivya_provider/compat.py).
 AIRFLOW_3_1 = importlib.util.find_spec("airflow.dag_processing.dagbag") is None
 
 SOURCE = """

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from rivya_provider._compat import AirflowFailException
 from rivya_provider.api.uploads import MB
+from rivya_provider.compat import AirflowFailException
 from rivya_provider.operators.upload import RivyaFileUploadOperator
 from tests.operators.conftest import DagHarness
 from tests.operators.test_generate_validation import FakeTaskInstance

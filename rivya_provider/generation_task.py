@@ -1,0 +1,118 @@
+"""The Airflow side of waiting for a generation and finishing it, shared by operator and sensor.
+
+:class:`GenerationTaskMixin` holds the one path from "a generation exists" to "its images are
+stored and the manifest returned": defer to the trigger, resume from its event, or finish
+inline. The rules it applies live elsewhere, each in one place: idempotency in
+``rivya_provider.api.idempotency``, storage in ``rivya_provider.storage``, the event in
+``rivya_provider.triggers.generation``, error outcomes in ``rivya_provider.airflow_errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator, Context, ObjectStoragePath
+
+    from rivya_provider.api.client import RivyaClient
+    from rivya_provider.api.models import Generation
+    from rivya_provider.api.polling import PollSchedule
+    from rivya_provider.hooks.rivya import RivyaHook
+
+    _OperatorBase = BaseOperator
+else:
+    _OperatorBase = object
+
+__all__ = ["GenerationTaskMixin", "airflow_identity"]
+
+
+def airflow_identity(context: Mapping[str, Any]) -> str:
+    """``dag_id/task_id/run_id/map_index`` of the running task instance (never the try)."""
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    map_index = -1 if map_index is None else map_index
+    return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{map_index}"
+
+
+class GenerationTaskMixin(_OperatorBase):
+    """Wait for a generation (deferred or inline), then store its images and return a manifest.
+
+    The class using it sets ``rivya_conn_id``, ``output_path`` and ``poll_interval``, and may
+    override :meth:`output_format_hint` and :meth:`manifest_request_id`.
+    """
+
+    rivya_conn_id: str
+    output_path: str | ObjectStoragePath | None
+    poll_interval: float | None
+
+    def rivya_hook(self) -> RivyaHook:
+        """The hook of this task's ``rivya_conn_id``."""
+        from rivya_provider.hooks.rivya import RivyaHook
+
+        return RivyaHook(rivya_conn_id=self.rivya_conn_id)
+
+    def output_format_hint(self) -> str | None:
+        """File extension hint when the server sends no content type."""
+        return None
+
+    def manifest_request_id(self, context: Context) -> str | None:
+        """The ``client_request_id`` recorded in the manifest."""
+        return None
+
+    def poll_schedule(self) -> PollSchedule | None:
+        """The ``poll_interval`` override, or ``None`` for the connection's schedule."""
+        from rivya_provider.api.polling import PollSchedule
+
+        return None if self.poll_interval is None else PollSchedule.every(self.poll_interval)
+
+    def defer_until_terminal(self, generation_id: str, deadline: float) -> None:
+        """Hand the wait to :class:`RivyaGenerationTrigger`; resume in :meth:`execute_complete`."""
+        from rivya_provider.triggers.generation import RivyaGenerationTrigger
+
+        schedule = self.poll_schedule()
+        self.defer(
+            trigger=RivyaGenerationTrigger(
+                generation_id=generation_id,
+                deadline=deadline,
+                rivya_conn_id=self.rivya_conn_id,
+                poll=schedule.to_dict() if schedule is not None else None,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
+        """Resume after the trigger: read its event, then store the images."""
+        from rivya_provider.airflow_errors import to_airflow_error
+        from rivya_provider.api.errors import RivyaError
+        from rivya_provider.triggers.generation import GenerationEvent
+
+        try:
+            generation = GenerationEvent.parse(event).succeeded_generation()
+            with self.rivya_hook().get_client() as client:
+                return self.finish(client, generation, context)
+        except RivyaError as exc:
+            raise to_airflow_error(exc) from exc
+
+    def finish(
+        self, client: RivyaClient, generation: Generation, context: Context
+    ) -> dict[str, Any]:
+        """Store the outputs of a terminal generation, log the end line, return the manifest.
+
+        :raises GenerationFailedError: the generation failed.
+        """
+        from rivya_provider.api.errors import GenerationFailedError
+        from rivya_provider.storage import build_manifest, store_images
+
+        if not generation.succeeded:
+            raise GenerationFailedError(generation)
+        images = store_images(
+            client, generation, self.output_path, self.output_format_hint(), self.log
+        )
+        self.log.info(
+            "Rivya generation %s succeeded: %s credits; %s",
+            generation.id,
+            generation.final_credits,
+            ", ".join(str(i["path"]) for i in images if i["path"]) or "URLs only, not stored",
+        )
+        return build_manifest(generation, images, self.manifest_request_id(context))
