@@ -12,9 +12,6 @@ imports these names and never checks a version itself.
   one (a trigger driven by a unit test) it falls back to the blocking lookup in a worker thread,
   which tries the secrets backends (``AIRFLOW_CONN_*``) first. :func:`get_connection` turns the
   same 3.1 failure of the blocking lookup into an error that names the connection.
-- :func:`connection_extra`: a connection's extras from a coroutine. ``Connection.aextra_dejson``
-  exists from task-sdk 1.3.2 (Airflow 3.3.2); before it, ``extra_dejson`` is safe in a coroutine
-  (its supervisor call is wrapped in ``suppress(Exception)`` there).
 - :func:`dag_bag`: parse a DAG folder. ``DagBag`` lives in ``airflow.dag_processing.dagbag`` from
   3.2 (``airflow.models.dagbag`` on 3.1), and 3.3 dropped its ``include_examples`` argument.
 - :func:`prepare_dag_test`: ``dag.test()`` stores the DAG's serialized form itself from 3.2 on;
@@ -56,15 +53,12 @@ __all__ = [
     "AirflowFailException",
     "aget_connection",
     "conf",
-    "connection_extra",
     "dag_bag",
     "default_deferrable",
     "get_connection",
     "prepare_dag_test",
     "task_state_store",
 ]
-
-_HAS_ASYNC_EXTRA = hasattr(Connection, "aextra_dejson")
 
 
 def get_connection(conn_id: str) -> Connection:
@@ -84,14 +78,6 @@ async def aget_connection(conn_id: str) -> Connection:
         return await BaseHook.aget_connection(conn_id)
     except ImportError:  # Airflow 3.1 outside a supervised process: no SUPERVISOR_COMMS
         return await asyncio.to_thread(get_connection, conn_id)
-
-
-async def connection_extra(conn: Connection) -> dict[str, Any]:
-    """The connection's parsed extras, read without blocking or deadlocking the event loop."""
-    if _HAS_ASYNC_EXTRA:
-        extra: dict[str, Any] = await conn.aextra_dejson()
-        return extra
-    return dict(conn.extra_dejson)
 
 
 def default_deferrable() -> bool:

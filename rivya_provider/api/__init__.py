@@ -8,6 +8,7 @@ nothing at DAG-parse time imports it: operators import the client inside ``execu
 from __future__ import annotations
 
 from rivya_provider.api import (
+    catalogue,
     client,
     config,
     errors,
@@ -18,6 +19,7 @@ from rivya_provider.api import (
     upload_source,
     uploads,
 )
+from rivya_provider.api.catalogue import *  # noqa: F403
 from rivya_provider.api.client import *  # noqa: F403
 from rivya_provider.api.config import *  # noqa: F403
 from rivya_provider.api.errors import *  # noqa: F403
@@ -31,6 +33,7 @@ from rivya_provider.api.uploads import *  # noqa: F403
 __all__ = [
     name
     for module in (
+        catalogue,
         client,
         config,
         errors,

@@ -33,6 +33,7 @@ from rivya_provider.api._effects import (
     Sleep,
 )
 from rivya_provider.api._retry import retry_policy
+from rivya_provider.api.catalogue import ModelInfo
 from rivya_provider.api.config import ClientConfig
 from rivya_provider.api.errors import (
     DownloadTooLargeError,
@@ -51,7 +52,6 @@ from rivya_provider.api.models import (
     DownloadResult,
     Generation,
     GenerationRequest,
-    ModelInfo,
     UploadedFile,
 )
 from rivya_provider.api.polling import PollSchedule, next_delay
@@ -273,20 +273,25 @@ class ClientCore:
     # -- operations ----------------------------------------------------------------------------
 
     def list_models(self) -> Operation[list[ModelInfo]]:
-        """``GET /api/v1/models`` (public: sent without the key)."""
+        """``GET /api/v1/models`` (public: sent without the key); the list under ``data``.
+
+        An entry that is not a model (no ``id``, a field of the wrong type) is skipped and logged.
+        """
         response = yield from self.call(lambda: self.build("GET", "/api/v1/models", auth=False))
         data = self._json(response)
-        if isinstance(data, dict):
-            lists = [
-                data[key] for key in ("models", "data", "items") if isinstance(data.get(key), list)
-            ]
-            data = lists[0] if lists else []
+        entries = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            raise RivyaError(
+                "unexpected model catalogue from /api/v1/models: no 'data' list",
+                code="invalid_response",
+                status_code=response.status_code,
+            )
         models: list[ModelInfo] = []
-        for entry in data if isinstance(data, list) else []:
+        for entry in entries:
             try:
                 models.append(ModelInfo.model_validate(entry))
-            except ValidationError:
-                log.debug("Skipping a catalogue entry without an id: %r", entry)
+            except ValidationError as exc:
+                log.warning("Skipping a catalogue entry that is not a model: %s", exc)
         return models
 
     def create_generation(

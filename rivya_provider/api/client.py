@@ -27,6 +27,7 @@ from rivya_provider.api._effects import (
     Sleep,
 )
 from rivya_provider.api._tls import shared_ssl_context
+from rivya_provider.api.catalogue import ModelInfo
 from rivya_provider.api.config import ClientConfig
 from rivya_provider.api.idempotency import Submission
 from rivya_provider.api.models import (
@@ -35,7 +36,6 @@ from rivya_provider.api.models import (
     DownloadResult,
     Generation,
     GenerationRequest,
-    ModelInfo,
     UploadedFile,
 )
 from rivya_provider.api.polling import PollSchedule

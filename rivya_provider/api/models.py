@@ -1,3 +1,4 @@
+# Over 400 lines: the request with its per-model rules and every response model of one API.
 """Pydantic models of the Rivya API: the create-generation request, and what the API returns.
 
 Requests are strict (bad input is refused locally, before any credit is spent) and validation
@@ -12,6 +13,7 @@ import enum
 import hashlib
 import json
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -26,7 +28,12 @@ from pydantic import (
 )
 from typing_extensions import Self
 
-from rivya_provider.api._pydantic_errors import accepted_keys, validation_error_from_pydantic
+from rivya_provider.api._validation import (
+    accepted_keys,
+    check_encodable,
+    validation_error_from_pydantic,
+)
+from rivya_provider.api.config import is_loopback_host
 from rivya_provider.api.errors import RivyaValidationError
 from rivya_provider.api.uploads import UploadCheck
 
@@ -42,7 +49,6 @@ __all__ = [
     "GenerationResult",
     "GenerationStatus",
     "ImageSize",
-    "ModelInfo",
     "ModelParams",
     "OutputFormat",
     "QwenImageParams",
@@ -89,17 +95,32 @@ class _QwenReferenceItem(ReferenceMediaItem):
     kind: Literal["image"]
     mime_type: QwenReferenceMime | None = Field(default=None, alias="mimeType")
 
+    @field_validator("url")
+    @classmethod
+    def _https_or_loopback(cls, url: str) -> str:
+        parts = urlsplit(url.strip())
+        if parts.scheme == "https" and parts.hostname:
+            return url
+        if parts.scheme == "http" and parts.hostname and is_loopback_host(parts.hostname):
+            return url
+        raise ValueError(
+            "must be an https URL (plain http only on loopback hosts), e.g. the url "
+            "RivyaFileUploadOperator returns"
+        )
+
 
 class ModelParams(BaseModel):
     """Base of typed params: one subclass per model id, registered in :data:`PARAMS_MODELS`.
 
-    Class attributes carry the model's prompt rule.
+    Class attributes carry the model's prompt rule and its documented price (the local rules:
+    the source of truth for validation; the live catalogue is compared against them).
     """
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     prompt_required: ClassVar[bool] = False
     prompt_max_length: ClassVar[int | None] = None
+    credits_per_generation: ClassVar[int | None] = None
 
     def to_api(self) -> dict[str, Any]:
         """The ``params`` JSON object, defaults included, empty lists and ``None`` omitted."""
@@ -112,6 +133,7 @@ class QwenImageParams(ModelParams):
 
     prompt_required: ClassVar[bool] = True
     prompt_max_length: ClassVar[int | None] = 5000
+    credits_per_generation: ClassVar[int | None] = 4
 
     image_size: ImageSize = "square_hd"
     output_format: OutputFormat = "png"
@@ -158,6 +180,16 @@ class GenerationRequest(BaseModel):
             return handler(data)
         except ValidationError as exc:
             raise validation_error_from_pydantic(exc) from None
+
+    @model_validator(mode="after")
+    def _check_text_is_unicode(self) -> Self:
+        for field, value in (
+            ("prompt", self.prompt),
+            ("client_request_id", self.client_request_id),
+        ):
+            check_encodable(field, value)
+        check_encodable("params", self.params)
+        return self
 
     @model_validator(mode="after")
     def _check_for_model(self) -> Self:
@@ -379,12 +411,3 @@ class Credits(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     current_credits: int = Field(validation_alias=_either("current_credits", "currentCredits"))
-
-
-class ModelInfo(BaseModel):
-    """One entry of the public catalogue (``GET /api/v1/models``); unknown fields are kept."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str = Field(validation_alias=AliasChoices("id", "model", "model_id", "modelId"))
-    name: str | None = None

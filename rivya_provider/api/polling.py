@@ -9,12 +9,36 @@ for long jobs. The default schedule is 2, 5, 7.5, 11.25, 15, 15, ... seconds. A 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from rivya_provider.api.errors import RivyaValidationError
 
-__all__ = ["PollSchedule", "next_delay"]
+__all__ = ["MIN_POLL_INTERVAL", "PollSchedule", "next_delay", "seconds"]
+
+#: The floor of any interval between two status checks: no setting can flood the API.
+MIN_POLL_INTERVAL = 0.1
+
+
+def seconds(
+    field: str, value: object, minimum: float = 0.0, *, above: bool = False, unit: str = "seconds"
+) -> float:
+    """``value`` as a finite number of seconds ``>= minimum`` (``> minimum`` when ``above``).
+
+    :raises RivyaValidationError: naming ``field`` and the rule (``nan``, ``inf``, text, ``None``
+        and booleans are refused).
+    """
+    rule = f"a finite number{f' of {unit}' if unit else ''} {'>' if above else '>='} {minimum:g}"
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if (
+        number is None
+        or not math.isfinite(number)
+        or number < minimum
+        or (above and number == minimum)
+    ):
+        raise RivyaValidationError(f"{field}: must be {rule} (got {value!r})", field=field)
+    return float(number)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,15 +57,16 @@ class PollSchedule:
     max_interval: float = 15.0
 
     def __post_init__(self) -> None:
-        for name in ("first_delay", "interval", "max_interval"):
-            if getattr(self, name) < 0:
-                raise RivyaValidationError(
-                    f"poll.{name}: must be >= 0 (got {getattr(self, name)})", field=f"poll.{name}"
-                )
-        if self.factor < 1:
-            raise RivyaValidationError(
-                f"poll.factor: must be >= 1 (got {self.factor})", field="poll.factor"
-            )
+        minimums = {
+            "first_delay": 0.0,
+            "interval": MIN_POLL_INTERVAL,
+            "factor": 1.0,
+            "max_interval": MIN_POLL_INTERVAL,
+        }
+        for name, minimum in minimums.items():
+            unit = "" if name == "factor" else "seconds"
+            value = seconds(f"poll.{name}", getattr(self, name), minimum, unit=unit)
+            object.__setattr__(self, name, value)
 
     def delay(self, index: int) -> float:
         """The wait before check number ``index`` (0 is the first check after submit)."""
@@ -64,12 +89,12 @@ class PollSchedule:
         default = cls()
         if interval is None:
             return default
-        seconds = float(interval)
+        checked = seconds("poll_interval", interval, MIN_POLL_INTERVAL)
         return cls(
-            first_delay=seconds,
-            interval=seconds,
+            first_delay=checked,
+            interval=checked,
             factor=default.factor,
-            max_interval=max(default.max_interval, seconds),
+            max_interval=max(default.max_interval, checked),
         )
 
     @classmethod

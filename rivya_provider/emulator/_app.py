@@ -314,7 +314,8 @@ class _Routes:
 
     async def models(self, request: Request) -> Response:
         """``GET /api/v1/models``: the public catalogue (no key needed)."""
-        return JSONResponse({"models": [m.catalogue_entry() for m in MODELS.values()]})
+        entries = [model.catalogue_entry() for model in MODELS.values()]
+        return JSONResponse({"object": "list", "data": entries})
 
     async def create_generation(self, request: Request) -> Response:
         """``POST /api/v1/generations``: 202 when created, 200 when replayed."""

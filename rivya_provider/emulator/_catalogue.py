@@ -1,9 +1,25 @@
 """The emulated model catalogue and the validation of create-generation bodies.
 
-``qwen-image`` follows RIVYA_API.md. ``flux-schnell`` is invented by the emulator (the real
-catalogue is dynamic): an image model with *different* param names (``aspect_ratio``, ``seed``,
-``num_inference_steps``), other credits (2) and no reference media, whose params are checked
-loosely (known names are type-checked, unknown names are ignored).
+``GET /api/v1/models`` answers the documented shape (RIVYA_API.md, "Model catalogue"):
+``{"object": "list", "data": [{"id", "display_name", "category", "runtime", "base_credits",
+"billing_type", "supported_modes", "max_prompt_length", "reference_media", "params",
+"api_status", "api_input_status", "supported_api_inputs", "requires_files_api",
+"requires_upload_for_modes", "url_input_supported", "file_kinds", "chat_capabilities",
+"notices"}]}``; no other field is added.
+
+``qwen-image`` follows RIVYA_API.md (4 credits, FIXED, image, async_task, available, prompt
+<= 5000, references optional). ``flux-schnell`` is invented by the emulator (the real catalogue
+is dynamic): an image model with *different* param names (``aspect_ratio``, ``seed``,
+``num_inference_steps``), 2 credits and no reference media. ``flux-dev`` is invented too and
+listed ``coming_soon``: creates for it are refused.
+
+[assumed] element formats the documentation leaves open:
+
+* ``params[]``: ``{"name", "type", "required", "default"?, "enum"?, "minimum"?, "maximum"?}``
+  per parameter;
+* ``reference_media``: ``null`` when the model takes none, else ``{"max_items", "kinds",
+  "max_bytes", "mime_types"}``;
+* a create naming a model that is not ``available`` answers 400 ``validation_failed``.
 """
 
 from __future__ import annotations
@@ -72,19 +88,46 @@ class ModelSpec:
     params_schema: Mapping[str, Any]
     parse_params: Callable[[Mapping[str, Any]], OutputSpec]
     reference_kinds: frozenset[str] = frozenset()
+    api_status: str = "available"
 
     def catalogue_entry(self) -> dict[str, Any]:
-        """The JSON object listed by ``GET /api/v1/models``."""
+        """The JSON object listed by ``GET /api/v1/models`` (the documented fields only)."""
+        modes = ["text-to-image", *(["image-to-image"] if self.reference_kinds else [])]
+        inputs = ["text", *(["url"] if self.reference_kinds else [])]
         return {
             "id": self.id,
-            "name": self.name,
-            "capability": "image",
-            "billing": "FIXED",
-            "credits": self.credits,
-            "prompt": {"required": True, "max_length": self.max_prompt_length},
+            "display_name": self.name,
+            "category": "image",
+            "runtime": "async_task",
+            "base_credits": self.credits,
+            "billing_type": "FIXED",
+            "supported_modes": modes,
             "max_prompt_length": self.max_prompt_length,
-            "params": dict(self.params_schema),
+            "reference_media": self._reference_media(),
+            "params": [
+                {"name": name, "required": False, **spec}
+                for name, spec in self.params_schema.items()
+                if name != "referenceMediaItems"
+            ],
+            "api_status": self.api_status,
+            "api_input_status": (
+                "available_url_input" if self.reference_kinds else "available_text"
+            ),
+            "supported_api_inputs": inputs,
+            "requires_files_api": False,
+            "requires_upload_for_modes": [],
+            "url_input_supported": bool(self.reference_kinds),
+            "file_kinds": sorted(self.reference_kinds),
+            "chat_capabilities": None,
+            "notices": [],
         }
+
+    def _reference_media(self) -> dict[str, Any] | None:
+        if not self.reference_kinds:
+            return None
+        spec = dict(self.params_schema.get("referenceMediaItems", {}))
+        spec.pop("type", None)
+        return spec
 
 
 def _parse_qwen_params(params: Mapping[str, Any]) -> OutputSpec:
@@ -198,7 +241,11 @@ FLUX_SCHNELL = ModelSpec(
     parse_params=_parse_flux_params,
 )
 
-MODELS: Mapping[str, ModelSpec] = {m.id: m for m in (QWEN_IMAGE, FLUX_SCHNELL)}
+FLUX_DEV = dataclasses.replace(
+    FLUX_SCHNELL, id="flux-dev", name="FLUX.1 dev (emulator)", credits=6, api_status="coming_soon"
+)
+
+MODELS: Mapping[str, ModelSpec] = {m.id: m for m in (QWEN_IMAGE, FLUX_SCHNELL, FLUX_DEV)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,6 +277,10 @@ def validate_generation_body(body: Any) -> GenerationRequest:
     model = MODELS.get(model_id)
     if model is None:
         raise ValidationFailed(f"unknown model {model_id!r}; see GET /api/v1/models")
+    if model.api_status != "available":
+        raise ValidationFailed(
+            f"model {model.id} is not available through the API (api_status {model.api_status})"
+        )
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValidationFailed(f"prompt is required for {model.id}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -22,12 +23,18 @@ from rivya_provider.api.config import DEFAULT_BASE_URL, ClientConfig
 from rivya_provider.api.errors import RivyaError, RivyaValidationError
 from rivya_provider.api.polling import PollSchedule
 from rivya_provider.api.pool import shared_async_http_client
-from rivya_provider.compat import aget_connection, connection_extra, get_connection
+from rivya_provider.compat import aget_connection, get_connection
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-__all__ = ["EXTRA_FIELDS", "RivyaHook", "base_url_from_connection", "config_from_connection"]
+__all__ = [
+    "EXTRA_FIELDS",
+    "RivyaHook",
+    "base_url_from_connection",
+    "config_from_connection",
+    "parse_extra",
+]
 
 
 def _whole_number(value: Any) -> int:
@@ -82,8 +89,40 @@ def _extra_value(extra: Mapping[str, Any], key: str) -> Any:
     return None
 
 
-def config_from_connection(conn: Connection, extra: Mapping[str, Any]) -> ClientConfig:
-    """The client configuration a connection (and its parsed extras) describes."""
+def parse_extra(raw: str | None) -> dict[str, Any]:
+    """The connection's extras: a JSON object, or nothing. Malformed JSON is an error."""
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        extra = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise RivyaValidationError(
+            f"extra: is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+            field="extra",
+        ) from None
+    if not isinstance(extra, dict):
+        raise RivyaValidationError(
+            f"extra: must be a JSON object (got {type(extra).__name__})", field="extra"
+        )
+    return extra
+
+
+def config_from_connection(conn: Connection) -> ClientConfig:
+    """The client configuration a connection describes; every error names the connection.
+
+    :raises RivyaValidationError: ``connection '<id>': <field>: <rule>`` (malformed extras, a
+        setting that is not a finite number in range, a missing API key, a bad base URL).
+    """
+    try:
+        return _config(conn)
+    except RivyaValidationError as exc:
+        raise RivyaValidationError(
+            f"connection {conn.conn_id!r}: {exc.message}", field=exc.field
+        ) from None
+
+
+def _config(conn: Connection) -> ClientConfig:
+    extra = parse_extra(conn.extra)
     config_values: dict[str, Any] = {}
     poll_values: dict[str, Any] = {}
     for key, (attribute, convert) in EXTRA_FIELDS.items():
@@ -97,12 +136,31 @@ def config_from_connection(conn: Connection, extra: Mapping[str, Any]) -> Client
                 f"extra.{key}: must be a number (got {raw!r})", field=f"extra.{key}"
             ) from None
         (poll_values if key.startswith("poll_") else config_values)[attribute] = value
-    return ClientConfig(
-        api_key=conn.password or "",
-        base_url=base_url_from_connection(conn.host, conn.port, conn.schema),
-        poll=PollSchedule(**poll_values),
-        **config_values,
-    )
+    if not (conn.password or "").strip():
+        raise RivyaValidationError(
+            "password (the API key): is empty; put your rvya_sk_... key in the connection's "
+            "password field",
+            field="password",
+        )
+    try:
+        return ClientConfig(
+            api_key=conn.password or "",
+            base_url=base_url_from_connection(conn.host, conn.port, conn.schema),
+            poll=PollSchedule(**poll_values),
+            **config_values,
+        )
+    except RivyaValidationError as exc:
+        # Name the setting as the user wrote it: poll.interval is extra.poll_interval.
+        field = exc.field or ""
+        if field.startswith("poll.") or field in config_values:
+            key = field.replace("poll.", "poll_")
+            rule = exc.message.split(": ", 1)[-1]
+            raise RivyaValidationError(f"extra.{key}: {rule}", field=f"extra.{key}") from None
+        if field == "base_url":
+            raise RivyaValidationError(
+                f"host (the base URL){exc.message.removeprefix('base_url')}", field="host"
+            ) from None
+        raise
 
 
 class RivyaHook(BaseHook):
@@ -122,13 +180,11 @@ class RivyaHook(BaseHook):
 
     def get_config(self) -> ClientConfig:
         """Client configuration from the connection (blocking lookup)."""
-        conn = get_connection(self.rivya_conn_id)
-        return config_from_connection(conn, conn.extra_dejson)
+        return config_from_connection(get_connection(self.rivya_conn_id))
 
     async def aget_config(self) -> ClientConfig:
         """Client configuration from the connection, looked up without blocking the loop."""
-        conn = await aget_connection(self.rivya_conn_id)
-        return config_from_connection(conn, await connection_extra(conn))
+        return config_from_connection(await aget_connection(self.rivya_conn_id))
 
     def get_conn(self) -> RivyaClient:
         """Same as :meth:`get_client`."""

@@ -121,6 +121,7 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         request = self._build_request(client_request_id)
         try:
             with self.rivya_hook().get_client() as client:
+                self._refuse_uncallable_model(client)
                 generation = self._submit(client, request, context)
                 context["ti"].xcom_push(key=GENERATION_ID_XCOM_KEY, value=generation.id)
                 if not self.wait_for_completion:
@@ -193,6 +194,18 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
             )
         except RivyaValidationError as exc:
             raise AirflowFailException(f"Invalid Rivya request: {exc.message}") from None
+
+    def _refuse_uncallable_model(self, client: RivyaClient) -> None:
+        """Fail before the create when the catalogue lists the model as not callable now."""
+        from rivya_provider.api.catalogue import ModelCatalogue
+        from rivya_provider.compat import AirflowFailException
+
+        status = ModelCatalogue(client.config.base_url).status(self.model, client.list_models)
+        if not status.callable:
+            raise AirflowFailException(
+                f"model: {self.model} is listed with api_status {status.api_status!r}; only "
+                "'available' models take generations through the API"
+            )
 
     def _submit(
         self, client: RivyaClient, request: GenerationRequest, context: Context

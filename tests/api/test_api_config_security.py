@@ -169,7 +169,9 @@ def test_key_never_appears_in_errors_or_logs(
 
 def test_headers_per_request(api: Harness, router: respx.MockRouter) -> None:
     credits = router.get("/api/v1/credits").respond(200, json={"current_credits": 1000})
-    models = router.get("/api/v1/models").respond(200, json={"models": [{"id": "qwen-image"}]})
+    models = router.get("/api/v1/models").respond(
+        200, json={"object": "list", "data": [{"id": "qwen-image"}]}
+    )
     assert api("get_credits").current_credits == 1000
     assert [m.id for m in api("list_models")] == ["qwen-image"]
     sent = credits.calls.last.request.headers
@@ -178,19 +180,34 @@ def test_headers_per_request(api: Harness, router: respx.MockRouter) -> None:
     assert "Authorization" not in models.calls.last.request.headers  # public endpoint
 
 
+def test_list_models_skips_entries_that_are_not_models(
+    api: Harness, router: respx.MockRouter
+) -> None:
+    body = {
+        "object": "list",
+        "data": [
+            {"id": "qwen-image", "params": {"any": "json"}, "new_field": 1},
+            {"display_name": "no id"},
+            {"id": "bad-price", "base_credits": "four"},
+            "not an object",
+        ],
+    }
+    router.get("/api/v1/models").respond(200, json=body)
+    models = api("list_models")
+    assert [m.id for m in models] == ["qwen-image"]
+    assert models[0].model_extra == {"new_field": 1}
+
+
 @pytest.mark.parametrize(
-    "body",
-    [
-        [{"id": "qwen-image"}, {"name": "no id"}],
-        {"data": [{"id": "qwen-image"}]},
-        {"models": [{"model": "qwen-image", "credits": 4}]},
-    ],
+    "body", [[{"id": "qwen-image"}], {"models": [{"id": "qwen-image"}]}, {"data": None}]
 )
-def test_list_models_tolerates_catalogue_shapes(
+def test_a_catalogue_without_a_data_list_is_an_invalid_response(
     api: Harness, router: respx.MockRouter, body: Any
 ) -> None:
     router.get("/api/v1/models").respond(200, json=body)
-    assert [m.id for m in api("list_models")] == ["qwen-image"]
+    with pytest.raises(RivyaError, match="no 'data' list") as caught:
+        api("list_models")
+    assert caught.value.code == "invalid_response"
 
 
 def test_empty_key_sends_no_authorization(router: respx.MockRouter) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from rivya_provider.api.catalogue import ModelInfo
 from rivya_provider.api.errors import RivyaValidationError
 from rivya_provider.api.models import (
     PARAMS_MODELS,
@@ -15,7 +16,6 @@ from rivya_provider.api.models import (
     Generation,
     GenerationRequest,
     GenerationStatus,
-    ModelInfo,
     QwenImageParams,
     ReferenceMediaItem,
     UploadedFile,
@@ -323,3 +323,6 @@ def test_credits_and_model_info_are_tolerant() -> None:
     info = ModelInfo.model_validate({"id": "qwen-image", "credits": 4, "capability": "image"})
     assert info.id == "qwen-image"
     assert info.model_extra == {"credits": 4, "capability": "image"}
+    assert (info.api_status, info.callable, info.fixed_price) == (None, False, None)
+    priced = ModelInfo.model_validate({"id": "m", "base_credits": 3, "billing_type": "PER_SECOND"})
+    assert priced.fixed_price is None  # only FIXED billing is a price per generation

@@ -66,8 +66,12 @@ def test_schedule_round_trips_as_plain_json() -> None:
     [
         ({"every": 3}, "unknown settings"),
         ({"interval": "often"}, "poll.interval: must be a number"),
-        ({"factor": 0.5}, "poll.factor: must be >= 1"),
-        ({"first_delay": -1}, "poll.first_delay: must be >= 0"),
+        ({"factor": 0.5}, "poll.factor: must be a finite number >= 1"),
+        ({"first_delay": -1}, "poll.first_delay: must be a finite number of seconds >= 0"),
+        ({"interval": float("nan")}, "poll.interval: must be a finite number"),
+        ({"interval": 0}, "poll.interval: must be a finite number of seconds >= 0.1"),
+        ({"max_interval": 0.05}, "poll.max_interval: must be a finite number of seconds >= 0.1"),
+        ({"factor": float("inf")}, "poll.factor: must be a finite number"),
     ],
 )
 def test_bad_schedules_are_refused(data: dict[str, Any], message: str) -> None:

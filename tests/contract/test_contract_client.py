@@ -88,4 +88,18 @@ def test_the_model_catalogue_is_read_from_data() -> None:
         route = router.get("/api/v1/models").respond(200, json=MODELS)
         models = client.list_models()
     assert [model.id for model in models] == ["z-image"]
+    z_image = models[0]
+    assert (z_image.base_credits, z_image.billing_type, z_image.fixed_price) == (1, "FIXED", 1)
+    assert (z_image.display_name, z_image.category, z_image.runtime) == (
+        "Z-Image",
+        "image",
+        "async_task",
+    )
+    assert (z_image.api_status, z_image.callable, z_image.max_prompt_length) == (
+        "available",
+        True,
+        1000,
+    )
+    assert z_image.requires_files_api is False
+    assert z_image.model_extra == {}  # every documented field is a typed field
     assert "Authorization" not in route.calls.last.request.headers  # public endpoint

@@ -23,6 +23,7 @@ from tests.contract.documented_examples import (
     ERROR_TABLE,
     FILE,
     FILE_KINDS,
+    MODELS,
     TASK_FAILED,
     TASK_QUEUED,
     TASK_STATUSES,
@@ -216,12 +217,40 @@ def test_idempotent_replay_is_marked(client: httpx.Client) -> None:
     assert_matches(TASK_QUEUED, again.json())
 
 
-def test_the_model_catalogue_is_public_and_lists_qwen_image(emulator: RivyaEmulator) -> None:
-    response = httpx.get(f"{emulator.base_url}/api/v1/models")
+#: Catalogue fields whose element format is not documented ([assumed]): any JSON is allowed.
+UNDOCUMENTED_FORMATS = ("params", "reference_media", "chat_capabilities")
+
+
+def test_the_model_catalogue_matches_the_documented_example(emulator: RivyaEmulator) -> None:
+    response = httpx.get(f"{emulator.base_url}/api/v1/models")  # public: no key
     assert response.status_code == 200
-    qwen = next(m for m in response.json()["models"] if m["id"] == "qwen-image")
-    assert (qwen["capability"], qwen["billing"], qwen["credits"]) == ("image", "FIXED", 4)
-    assert qwen["params"]["image_size"]["enum"] == [
+    body = response.json()
+    assert set(body) == {"object", "data"}
+    assert body["object"] == "list"
+    example = MODELS["data"][0]
+    for entry in body["data"]:
+        where = f"$.data[{entry['id']}]"
+        assert set(entry) == set(example), where
+        for key, documented in example.items():
+            if key in UNDOCUMENTED_FORMATS:
+                continue  # [assumed]: any JSON
+            assert type(entry[key]) is type(documented), f"{where}.{key}"
+            if isinstance(documented, list) and documented:
+                assert all(isinstance(item, type(documented[0])) for item in entry[key])
+        assert entry["api_status"] in ("available", "coming_soon", "studio_only")
+        assert entry["category"] in ("image", "video", "audio", "chat")
+    by_id = {entry["id"]: entry for entry in body["data"]}
+    qwen = by_id["qwen-image"]
+    assert (qwen["base_credits"], qwen["billing_type"], qwen["category"]) == (4, "FIXED", "image")
+    assert (qwen["runtime"], qwen["api_status"], qwen["max_prompt_length"]) == (
+        "async_task",
+        "available",
+        5000,
+    )
+    assert qwen["requires_files_api"] is False
+    assert qwen["reference_media"]["max_items"] == 1
+    sizes = next(p for p in qwen["params"] if p["name"] == "image_size")
+    assert sizes["enum"] == [
         "square",
         "square_hd",
         "portrait_4_3",
@@ -229,6 +258,45 @@ def test_the_model_catalogue_is_public_and_lists_qwen_image(emulator: RivyaEmula
         "landscape_4_3",
         "landscape_16_9",
     ]
-    assert qwen["params"]["image_size"]["default"] == "square_hd"
-    assert qwen["params"]["output_format"]["enum"] == ["png", "jpeg"]
-    assert qwen["params"]["referenceMediaItems"]["max_items"] == 1
+    assert sizes["default"] == "square_hd"
+    assert [m["api_status"] for m in body["data"]].count("coming_soon") == 1
+
+
+def test_a_coming_soon_model_is_refused_and_charges_nothing(
+    emulator: RivyaEmulator, client: httpx.Client
+) -> None:
+    listed = httpx.get(f"{emulator.base_url}/api/v1/models").json()["data"]
+    coming = next(m["id"] for m in listed if m["api_status"] == "coming_soon")
+    response = client.post("/api/v1/generations", json={"model": coming, "prompt": "p"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_failed"
+    assert emulator.ledger()["entries"] == []
+
+
+# -- the same live answers read by the client's models: no field beyond the documented ones --
+
+
+def test_live_answers_parse_into_the_client_models_with_nothing_left_over(
+    emulator: RivyaEmulator, client: httpx.Client
+) -> None:
+    from rivya_provider.api.catalogue import ModelInfo
+    from rivya_provider.api.models import Credits, Generation, UploadedFile
+
+    created = _create(client).json()
+    done = _wait(client, created["id"])
+    uploaded = client.post(
+        "/api/v1/files",
+        data={"kind": "image"},
+        files={"file": ("dot.png", PNG_1x1, "image/png")},
+    ).json()
+    answers = [
+        (Generation, created),
+        (Generation, done),
+        (Credits, client.get("/api/v1/credits").json()),
+        (UploadedFile, uploaded),
+        *((ModelInfo, m) for m in httpx.get(f"{emulator.base_url}/api/v1/models").json()["data"]),
+    ]
+    for model, answer in answers:
+        parsed = model.model_validate(answer)
+        assert parsed.model_extra == {}, (model.__name__, parsed.model_extra)
+    assert Generation.model_validate(done).succeeded

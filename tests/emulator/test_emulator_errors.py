@@ -123,7 +123,7 @@ def test_missing_scope_is_403(api) -> None:
 def test_models_need_no_key(api) -> None:
     response = httpx.get(f"{api.emulator.base_url}/api/v1/models")
     assert response.status_code == 200
-    assert "qwen-image" in {m["id"] for m in response.json()["models"]}
+    assert "qwen-image" in {m["id"] for m in response.json()["data"]}
 
 
 def test_unknown_and_foreign_generations_are_404(api) -> None:

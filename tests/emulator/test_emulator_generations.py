@@ -173,26 +173,29 @@ def test_body_key_order_does_not_defeat_replay(api) -> None:
 
 def test_other_model_has_its_own_params_and_price(api) -> None:
     models = {
-        m["id"]: m for m in httpx.get(f"{api.emulator.base_url}/api/v1/models").json()["models"]
+        m["id"]: m for m in httpx.get(f"{api.emulator.base_url}/api/v1/models").json()["data"]
     }
     qwen = models["qwen-image"]
-    assert (qwen["capability"], qwen["billing"], qwen["credits"]) == ("image", "FIXED", 4)
+    assert (qwen["category"], qwen["billing_type"], qwen["base_credits"]) == ("image", "FIXED", 4)
     assert qwen["max_prompt_length"] == 5000
-    assert set(qwen["params"]) == {"image_size", "output_format", "referenceMediaItems"}
-    others = [m for m in models.values() if m["id"] != "qwen-image"]
+    assert {p["name"] for p in qwen["params"]} == {"image_size", "output_format"}
+    assert qwen["reference_media"]["kinds"] == ["image"]
+    others = [
+        m for m in models.values() if m["id"] != "qwen-image" and m["api_status"] == "available"
+    ]
     assert others
     other = others[0]
-    assert other["capability"] == "image"
-    assert other["credits"] != 4
-    assert "aspect_ratio" in other["params"]
-    assert not set(other["params"]) & set(qwen["params"])
+    assert other["category"] == "image"
+    assert other["base_credits"] != 4
+    assert "aspect_ratio" in {p["name"] for p in other["params"]}
+    assert not {p["name"] for p in other["params"]} & {p["name"] for p in qwen["params"]}
 
     body = {"model": other["id"], "prompt": "wide", "params": {"aspect_ratio": "16:9", "seed": 7}}
     task = api.create(body).json()
     done = api.wait(task["id"])
     assert done["status"] == "succeeded"
-    assert done["final_credits"] == other["credits"]
-    assert api.credits() == 1000 - other["credits"]
+    assert done["final_credits"] == other["base_credits"]
+    assert api.credits() == 1000 - other["base_credits"]
     with Image.open(io.BytesIO(httpx.get(done["result"]["primary_url"]).content)) as image:
         assert image.width > image.height
 

@@ -41,6 +41,11 @@ def _conn(**fields: Any) -> Connection:
     return Connection(conn_id="c", conn_type="rivya", **fields)
 
 
+def _config(extra: Any = None, **fields: Any) -> ClientConfig:
+    raw = extra if isinstance(extra, str) or extra is None else json.dumps(extra)
+    return config_from_connection(_conn(extra=raw, **fields))
+
+
 def test_hook_identity() -> None:
     assert (RivyaHook.conn_type, RivyaHook.default_conn_name, RivyaHook.hook_name) == (
         "rivya",
@@ -53,7 +58,7 @@ def test_hook_identity() -> None:
 
 
 def test_defaults_from_a_minimal_connection() -> None:
-    config = config_from_connection(_conn(password=KEY), {})
+    config = _config(password=KEY)
     assert config == ClientConfig(api_key=KEY)
     assert config.base_url == "https://rivya.ai"
     assert (config.timeout, config.max_attempts, config.max_backoff) == (30.0, 5, 60.0)
@@ -72,7 +77,7 @@ def test_extras_map_to_config_and_poll_schedule() -> None:
         "unrelated": "ignored",
         "max_attempts_note": "",
     }
-    config = config_from_connection(_conn(host=BASE_URL, password=KEY), extra)
+    config = _config(extra, host=BASE_URL, password=KEY)
     assert (config.timeout, config.max_attempts, config.max_backoff) == (12.5, 3, 20.0)
     assert config.poll == PollSchedule(first_delay=1, interval=4, factor=2, max_interval=40)
 
@@ -81,15 +86,31 @@ def test_extras_map_to_config_and_poll_schedule() -> None:
     ("extra", "field"),
     [
         ({"timeout": "fast"}, "extra.timeout"),
+        ({"timeout": "nan"}, "extra.timeout"),
+        ({"timeout": 0}, "extra.timeout"),
         ({"max_attempts": "2.5"}, "extra.max_attempts"),
-        ({"max_attempts": 0}, "max_attempts"),
-        ({"poll_factor": 0.5}, "poll.factor"),
+        ({"max_attempts": 0}, "extra.max_attempts"),
+        ({"max_backoff": "inf"}, "extra.max_backoff"),
+        ({"poll_factor": 0.5}, "extra.poll_factor"),
+        ({"poll_interval": "nan"}, "extra.poll_interval"),
+        ({"poll_interval": 0}, "extra.poll_interval"),
+        ({"poll_max_interval": 0}, "extra.poll_max_interval"),
+        ({"poll_first_delay": -1}, "extra.poll_first_delay"),
+        ('{"timeout": 30,}', "extra"),
+        ("[1, 2]", "extra"),
     ],
 )
-def test_bad_extras_name_the_field(extra: dict[str, Any], field: str) -> None:
+def test_bad_extras_name_the_connection_and_the_field(extra: Any, field: str) -> None:
     with pytest.raises(RivyaValidationError) as caught:
-        config_from_connection(_conn(password=KEY), extra)
+        _config(extra, password=KEY)
     assert caught.value.field == field
+    assert caught.value.message.startswith(f"connection 'c': {field}: ")
+
+
+@pytest.mark.parametrize("password", [None, "", "   "])
+def test_a_missing_api_key_is_refused_naming_the_connection(password: str | None) -> None:
+    with pytest.raises(RivyaValidationError, match=r"connection 'c': password \(the API key\)"):
+        _config(password=password)
 
 
 @pytest.mark.parametrize(
@@ -113,13 +134,13 @@ def test_base_url_from_host_port_schema(
     host: str | None, port: int | None, schema: str | None, expected: str
 ) -> None:
     assert base_url_from_connection(host, port, schema) == expected
-    config = config_from_connection(_conn(host=host, port=port, schema=schema, password=KEY), {})
+    config = _config(host=host, port=port, schema=schema, password=KEY)
     assert config.base_url == expected
 
 
 def test_plain_http_to_a_remote_host_is_refused() -> None:
     with pytest.raises(RivyaValidationError, match="loopback"):
-        config_from_connection(_conn(host="rivya.ai", schema="http", password=KEY), {})
+        _config(host="rivya.ai", schema="http", password=KEY)
 
 
 def test_get_client_reads_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:

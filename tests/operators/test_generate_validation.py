@@ -124,3 +124,14 @@ def test_non_retryable_api_error_is_a_fail_exception(rivya_airflow_conn: Any) ->
     operator = RivyaGenerateImageOperator(task_id="generate", prompt="no money")
     with pytest.raises(AirflowFailException, match="insufficient_credits"):
         operator.execute({"ti": FakeTaskInstance()})  # type: ignore[arg-type]
+
+
+def test_a_model_the_catalogue_lists_as_coming_soon_is_refused_before_the_create(
+    rivya_airflow_conn: Any,
+) -> None:
+    operator = RivyaGenerateImageOperator(task_id="generate", model="flux-dev", prompt="soon")
+    with pytest.raises(AirflowFailException, match="api_status 'coming_soon'") as raised:
+        operator.execute({"ti": FakeTaskInstance()})  # type: ignore[arg-type]
+    assert "model: flux-dev" in str(raised.value)
+    assert rivya_airflow_conn.requests(path_prefix="/api/v1/generations") == []
+    assert rivya_airflow_conn.ledger()["entries"] == []

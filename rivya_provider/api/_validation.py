@@ -1,4 +1,4 @@
-"""Pydantic validation errors turned into one RivyaValidationError naming each field and rule."""
+"""Local validation helpers: pydantic errors as one RivyaValidationError, UTF-8-safe text."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic_core import ErrorDetails
 
 from rivya_provider.api.errors import RivyaValidationError
 
-__all__ = ["accepted_keys", "validation_error_from_pydantic"]
+__all__ = ["accepted_keys", "check_encodable", "validation_error_from_pydantic"]
 
 
 def accepted_keys(spec: type[BaseModel]) -> list[str]:
@@ -86,5 +86,24 @@ def _describe(error: ErrorDetails, model: str | None, accepted: list[str] | None
         limit = ctx.get("min_length")
         noun = "character" if limit == 1 else "characters"
         return f"must be at least {limit} {noun} (got {got})"
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")
     return f"{message[:1].lower()}{message[1:]} (got {_short(value)})"
+
+
+def check_encodable(field: str, value: Any) -> None:
+    """Refuse text that cannot be sent as UTF-8 (a lone surrogate), naming where it is."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            raise RivyaValidationError(
+                f"{field}: is not valid Unicode text (a lone surrogate at character {exc.start})",
+                field=field,
+            ) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_encodable(f"{field}.{key}", key)
+            check_encodable(f"{field}.{key}", item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_encodable(f"{field}[{index}]", item)
