@@ -66,6 +66,18 @@ class GenerationTaskMixin(_OperatorBase):
 
         return None if self.poll_interval is None else PollSchedule.every(self.poll_interval)
 
+    def check_wait_settings(self) -> None:
+        """Check ``poll_interval`` and ``output_path`` and create the output folder.
+
+        Runs before the first request: nothing is paid for a wait or a store that cannot work.
+
+        :raises RivyaValidationError: naming the argument and the rule.
+        """
+        from rivya_provider.storage import prepare_output_location
+
+        self.poll_schedule()
+        prepare_output_location(self.output_path)
+
     def defer_until_terminal(self, generation_id: str, deadline: float) -> None:
         """Hand the wait to :class:`RivyaGenerationTrigger`; resume in :meth:`execute_complete`."""
         from rivya_provider.triggers.generation import RivyaGenerationTrigger

@@ -14,11 +14,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.sdk import ObjectStoragePath
 
+from rivya_provider.api.errors import RivyaValidationError
+
 if TYPE_CHECKING:
     from rivya_provider.api.client import RivyaClient
     from rivya_provider.api.models import Generation
 
-__all__ = ["MAX_IMAGE_BYTES", "InfoLogger", "as_storage_path", "build_manifest", "store_images"]
+__all__ = [
+    "MAX_IMAGE_BYTES",
+    "InfoLogger",
+    "as_storage_path",
+    "build_manifest",
+    "prepare_output_location",
+    "store_images",
+]
 
 #: Upper bound on one stored image; Rivya documents no output size, 64 MiB is far above any PNG.
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
@@ -47,6 +56,57 @@ def as_storage_path(location: str | ObjectStoragePath) -> ObjectStoragePath:
     if "://" in text:
         return ObjectStoragePath(text)
     return ObjectStoragePath(f"file://{os.path.abspath(os.path.expanduser(text))}")
+
+
+def prepare_output_location(
+    output_path: object, field: str = "output_path"
+) -> ObjectStoragePath | None:
+    """Check where images will go and create the folder; ``None`` keeps URLs only.
+
+    Called before the first request, so nothing is paid for output that cannot be stored.
+
+    :raises RivyaValidationError: naming ``field`` and the rule: not a string or path, blank, a
+        scheme no filesystem serves here, a relative local path (it resolves differently on
+        each worker), an existing file, or a folder that cannot be created.
+    """
+    if output_path is None:
+        return None
+
+    def refuse(rule: str) -> RivyaValidationError:
+        return RivyaValidationError(f"{field}: {rule}", field=field)
+
+    if isinstance(output_path, ObjectStoragePath):
+        location = output_path
+    elif isinstance(output_path, str):
+        text = output_path.strip()
+        if not text:
+            raise refuse("must not be empty; give a folder or an object-storage URI, or None")
+        if "://" not in text:
+            local = os.path.expanduser(text)
+            if not os.path.isabs(local):
+                raise refuse(
+                    f"{text!r} is a relative local path, which resolves differently on each "
+                    "worker; give an absolute path (on a shared mount for several hosts) or an "
+                    "object-storage URI such as s3://bucket/folder"
+                )
+            text = f"file://{os.path.normpath(local)}"
+        try:
+            location = ObjectStoragePath(text)
+        except ValueError as exc:
+            raise refuse(f"{exc} (in {text!r})") from None
+    else:
+        raise refuse(
+            f"must be a folder path or URI string (got {type(output_path).__name__} "
+            f"{output_path!r})"
+        )
+    try:
+        location.fs  # noqa: B018 - resolves the filesystem: unknown schemes fail here
+        if location.is_file():
+            raise refuse(f"{location} is an existing file, not a folder")
+        location.mkdir(parents=True, exist_ok=True)
+    except (ValueError, OSError) as exc:
+        raise refuse(f"cannot use {location}: {exc}") from None
+    return location
 
 
 def _safe_stem(generation_id: str) -> str:

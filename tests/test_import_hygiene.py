@@ -53,3 +53,23 @@ def test_the_pytest_plugin_loads_nothing_heavy() -> None:
     # pytest11): Airflow, httpx and the emulator must wait until a fixture is used.
     # bench/plugin_load.py prints its load time (target <= 5 ms).
     assert _imported_heavy_modules("pytest", "rivya_provider.testing.plugin") == []
+
+
+def _modules_imported_by(code: str) -> set[str]:
+    probe = code + "\nimport sys\nprint(','.join(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    return set(out.stdout.strip().split(","))
+
+
+def test_dag_files_importing_the_operators_load_no_client_code() -> None:
+    # A DAG file imports the operator classes at every parse; the client, the trigger and
+    # storage load only when a task runs.
+    loaded = _modules_imported_by(
+        "import rivya_provider.operators.generate, rivya_provider.operators.upload, "
+        "rivya_provider.sensors.generation"
+    )
+    assert "rivya_provider.operators.generate" in loaded  # the probe does see imports
+    assert not {m for m in loaded if m.startswith("rivya_provider.api")}
+    assert not loaded & {"rivya_provider.triggers.generation", "rivya_provider.storage"}

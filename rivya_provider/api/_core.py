@@ -44,7 +44,7 @@ from rivya_provider.api.errors import (
     TransportError,
     error_from_response,
 )
-from rivya_provider.api.idempotency import Submission, submit_once
+from rivya_provider.api.idempotency import Submission, check_idempotency_key, submit_once
 from rivya_provider.api.models import (
     MAX_CLIENT_REQUEST_ID,
     CreateResult,
@@ -300,12 +300,7 @@ class ClientCore:
         """``POST /api/v1/generations`` with the same body and key on every attempt."""
         if not isinstance(request, GenerationRequest):
             request = GenerationRequest.model_validate(dict(request))
-        key = idempotency_key.strip() if isinstance(idempotency_key, str) else ""
-        if not key or len(key) > 255 or any(not 0x21 <= ord(c) <= 0x7E for c in key):
-            raise RivyaValidationError(
-                "idempotency_key: must be 1 to 255 visible ASCII characters",
-                field="idempotency_key",
-            )
+        key = check_idempotency_key(idempotency_key)
         body = request.canonical_json()
         headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
         response = yield from self.call(

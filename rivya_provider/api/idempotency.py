@@ -21,6 +21,7 @@ from collections.abc import Callable, Generator, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from rivya_provider.api.errors import RivyaValidationError
 from rivya_provider.api.models import MAX_CLIENT_REQUEST_ID, CreateResult, Generation
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_RESUBMISSIONS",
     "Submission",
+    "check_idempotency_key",
     "client_request_id_for",
     "derive_idempotency_key",
     "is_earlier_attempt",
@@ -44,6 +46,26 @@ MAX_RESUBMISSIONS = 20
 #: A generation created this long before the current call started belongs to an earlier call
 #: (tolerates clock skew between this machine and the API).
 EARLIER_ATTEMPT_MARGIN = 30.0
+
+
+#: Longest ``Idempotency-Key`` sent; a base key leaves room for the series suffix (``-r20``).
+MAX_IDEMPOTENCY_KEY = 255
+_SERIES_SUFFIX_ROOM = len(f"-r{MAX_RESUBMISSIONS}")
+
+
+def check_idempotency_key(key: object, *, series: bool = False) -> str:
+    """``key`` stripped, if it is 1 to 255 visible ASCII characters (fewer for a ``series`` base).
+
+    :raises RivyaValidationError: naming ``idempotency_key`` and the rule.
+    """
+    limit = MAX_IDEMPOTENCY_KEY - (_SERIES_SUFFIX_ROOM if series else 0)
+    text = key.strip() if isinstance(key, str) else ""
+    if not text or len(text) > limit or any(not 0x21 <= ord(c) <= 0x7E for c in text):
+        raise RivyaValidationError(
+            f"idempotency_key: must be 1 to {limit} visible ASCII characters (got {key!r:.80})",
+            field="idempotency_key",
+        )
+    return text
 
 
 def client_request_id_for(identity: str) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from rivya_provider.airflow_errors import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
 from rivya_provider.compat import default_deferrable
 from rivya_provider.generation_task import GenerationTaskMixin
 
@@ -90,9 +91,11 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         wait_for_completion: bool = True,
         client_request_id: str | None = None,
         idempotency_key: str | None = None,
+        retries: int | None = DEFAULT_RETRIES,
+        retry_delay: timedelta | float = DEFAULT_RETRY_DELAY,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(retries=retries, retry_delay=retry_delay, **kwargs)
         self.prompt = prompt
         self.model = model
         self.image_size = image_size
@@ -118,8 +121,11 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         from rivya_provider.storage import build_manifest
 
         client_request_id = self.manifest_request_id(context)
-        request = self._build_request(client_request_id)
         try:
+            request = self._build_request(client_request_id)
+            timeout = self._timeout_seconds()
+            self.check_wait_settings()
+            self._base_key(request, context)
             with self.rivya_hook().get_client() as client:
                 self._refuse_uncallable_model(client)
                 generation = self._submit(client, request, context)
@@ -130,7 +136,7 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
                     generation = client.get_generation(generation.id)
                     self._log_status(generation)
                 if not generation.is_terminal:
-                    deadline = time.time() + self._timeout_seconds()
+                    deadline = time.time() + timeout
                     if self.deferrable:
                         self.defer_until_terminal(generation.id, deadline)
                     generation = client.wait_for_generation(
@@ -160,16 +166,27 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         return str(value) if value else ("png" if self.model == "qwen-image" else None)
 
     def _timeout_seconds(self) -> float:
-        if isinstance(self.timeout, timedelta):
-            return self.timeout.total_seconds()
-        return float(self.timeout)
+        from rivya_provider.api.polling import seconds
+
+        value = self.timeout
+        if isinstance(value, timedelta):
+            value = value.total_seconds()
+        return seconds("timeout", value, 0.0, above=True)
 
     def _build_request(self, client_request_id: str) -> GenerationRequest:
-        """Merge the arguments into one request and validate it locally; send nothing."""
+        """Merge the arguments into one request and validate it locally; send nothing.
+
+        :raises RivyaValidationError: naming the argument (or the param) and the rule.
+        """
         from rivya_provider.api.errors import RivyaValidationError
         from rivya_provider.api.models import GenerationRequest
-        from rivya_provider.compat import AirflowFailException
 
+        if self.model_params is not None and not isinstance(self.model_params, Mapping):
+            raise RivyaValidationError(
+                "model_params: must be a dict of model parameters (got "
+                f"{type(self.model_params).__name__} {self.model_params!r:.60})",
+                field="model_params",
+            )
         params: dict[str, Any] = dict(self.model_params or {})
         explicit = {
             "image_size": self.image_size,
@@ -180,20 +197,27 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
             if value is None:
                 continue
             if name in params and params[name] != value:
-                raise AirflowFailException(
+                raise RivyaValidationError(
                     f"{_argument_name(name)}: given both as an argument ({value!r}) and in "
-                    f"model_params ({params[name]!r}); give it once"
+                    f"model_params ({params[name]!r}); give it once",
+                    field=_argument_name(name),
                 )
             params[name] = value
-        try:
-            return GenerationRequest(
-                model=self.model,
-                prompt=self.prompt,
-                params=params,
-                client_request_id=client_request_id,
-            )
-        except RivyaValidationError as exc:
-            raise AirflowFailException(f"Invalid Rivya request: {exc.message}") from None
+        return GenerationRequest(
+            model=self.model,
+            prompt=self.prompt,
+            params=params,
+            client_request_id=client_request_id,
+        )
+
+    def _base_key(self, request: GenerationRequest, context: Context) -> str:
+        """The first ``Idempotency-Key`` of this task instance's series (checked)."""
+        from rivya_provider.api.idempotency import check_idempotency_key, derive_idempotency_key
+        from rivya_provider.generation_task import airflow_identity
+
+        if self.idempotency_key is not None:
+            return check_idempotency_key(self.idempotency_key, series=True)
+        return derive_idempotency_key(airflow_identity(context), request.body_sha256())
 
     def _refuse_uncallable_model(self, client: RivyaClient) -> None:
         """Fail before the create when the catalogue lists the model as not callable now."""
@@ -216,13 +240,9 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         so a retry replays. On Airflow 3.3+ the submission is also kept in the task state
         store, and a retry reattaches to it with one GET.
         """
-        from rivya_provider.api.idempotency import derive_idempotency_key
         from rivya_provider.compat import task_state_store
-        from rivya_provider.generation_task import airflow_identity
 
-        base_key = self.idempotency_key or derive_idempotency_key(
-            airflow_identity(context), request.body_sha256()
-        )
+        base_key = self._base_key(request, context)
         store = task_state_store(context)
         previous = store.get(STATE_STORE_KEY) if store is not None else None
         submission = client.submit_generation(request, base_key, previous=previous)
@@ -254,15 +274,21 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
             self.log.info("Rivya generation %s is %s", generation.id, generation.status)
 
 
-def _as_item_list(
-    items: dict[str, Any] | list[dict[str, Any]] | None,
-) -> list[dict[str, Any]] | None:
+def _as_item_list(items: object) -> list[dict[str, Any]] | None:
     """Accept one upload result or a list of them (``upload.output`` plugs straight in)."""
+    from rivya_provider.api.errors import RivyaValidationError
+
     if items is None:
         return None
-    if isinstance(items, dict):
-        return [items]
-    return list(items)
+    if isinstance(items, Mapping):
+        return [dict(items)]
+    if isinstance(items, (list, tuple)) and all(isinstance(item, Mapping) for item in items):
+        return [dict(item) for item in items]
+    raise RivyaValidationError(
+        "reference_media_items: must be one item dict (what RivyaFileUploadOperator returns) "
+        f"or a list of them (got {type(items).__name__} {items!r:.60})",
+        field="reference_media_items",
+    )
 
 
 def _argument_name(param: str) -> str:

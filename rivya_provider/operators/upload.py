@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+
+from rivya_provider.airflow_errors import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -48,9 +51,11 @@ class RivyaFileUploadOperator(BaseOperator):
         name: str | None = None,
         client_request_id: str | None = None,
         rivya_conn_id: str = "rivya_default",
+        retries: int | None = DEFAULT_RETRIES,
+        retry_delay: timedelta | float = DEFAULT_RETRY_DELAY,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(retries=retries, retry_delay=retry_delay, **kwargs)
         self.source = source
         self.kind = kind
         self.model = model

@@ -67,7 +67,23 @@ class RivyaGenerationSensor(GenerationTaskMixin, BaseSensorOperator):
         self.client_request_id = client_request_id
 
     def execute(self, context: Context) -> Any:
-        """Defer to the trigger in deferrable mode, else poke as any sensor does."""
+        """Check the arguments, then defer to the trigger, or poke as any sensor does."""
+        from rivya_provider.airflow_errors import to_airflow_error
+        from rivya_provider.api.errors import RivyaError, RivyaValidationError
+
+        try:
+            if not isinstance(self.generation_id, str) or self.generation_id.strip() in (
+                "",
+                "None",
+            ):
+                raise RivyaValidationError(
+                    f"generation_id: must be a generation id such as task_... (got "
+                    f"{self.generation_id!r}); check the template that renders it",
+                    field="generation_id",
+                )
+            self.check_wait_settings()
+        except RivyaError as exc:
+            raise to_airflow_error(exc) from exc
         if not self.deferrable:
             return super().execute(context)
         self.defer_until_terminal(self.generation_id, time.time() + float(self.timeout))

@@ -182,6 +182,7 @@ RivyaGenerateImageOperator(
     output_path={str(tmp_path)!r},
     deferrable=True,
     poll_interval=0.2,
+    retries=0,
 )
 """
     )
@@ -206,6 +207,7 @@ RivyaGenerateImageOperator(
     deferrable=True,
     poll_interval=0.2,
     timeout=1.5,
+    retries=0,  # a retry would reattach and wait again (the default: see test_default_retries)
 )
 """
     )

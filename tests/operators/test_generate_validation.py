@@ -135,3 +135,28 @@ def test_a_model_the_catalogue_lists_as_coming_soon_is_refused_before_the_create
     assert "model: flux-dev" in str(raised.value)
     assert rivya_airflow_conn.requests(path_prefix="/api/v1/generations") == []
     assert rivya_airflow_conn.ledger()["entries"] == []
+
+
+def test_default_retries_apply_unless_the_dag_author_sets_them() -> None:
+    from datetime import datetime, timedelta
+
+    from airflow.sdk import DAG
+
+    from rivya_provider.operators.upload import RivyaFileUploadOperator
+
+    start = datetime(2026, 1, 1)
+    with DAG("rivya_retries_default", schedule=None, start_date=start):
+        generate = RivyaGenerateImageOperator(task_id="generate", prompt="p")
+        upload = RivyaFileUploadOperator(task_id="upload", source="/tmp/x.png")
+        explicit = RivyaGenerateImageOperator(task_id="explicit", prompt="p", retries=0)
+    with DAG(
+        "rivya_retries_default_args",
+        schedule=None,
+        start_date=start,
+        default_args={"retries": 1, "retry_delay": timedelta(minutes=2)},
+    ):
+        from_default_args = RivyaGenerateImageOperator(task_id="generate", prompt="p")
+    assert (generate.retries, generate.retry_delay) == (3, timedelta(seconds=10))
+    assert upload.retries == 3
+    assert explicit.retries == 0
+    assert (from_default_args.retries, from_default_args.retry_delay) == (1, timedelta(minutes=2))
