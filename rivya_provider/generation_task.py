@@ -113,11 +113,18 @@ class GenerationTaskMixin(_OperatorBase):
 
         :raises GenerationFailedError: the generation failed.
         """
-        from rivya_provider.api.errors import GenerationFailedError
+        from rivya_provider.api.errors import GenerationFailedError, RivyaError
         from rivya_provider.storage import build_manifest, store_images
 
         if not generation.succeeded:
             raise GenerationFailedError(generation)
+        if not generation.result_urls:
+            raise RivyaError(
+                f"generation {generation.id} says succeeded but lists no result; not reporting "
+                "success (a retry asks again)",
+                code="invalid_response",
+                retryable=True,
+            )
         images = store_images(
             client, generation, self.output_path, self.output_format_hint(), self.log
         )

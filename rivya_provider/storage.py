@@ -7,6 +7,7 @@ at DAG-parse time.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import uuid
@@ -14,17 +15,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.sdk import ObjectStoragePath
 
-from rivya_provider.api.errors import RivyaValidationError
+from rivya_provider.api.errors import RivyaError, RivyaValidationError
 
 if TYPE_CHECKING:
     from rivya_provider.api.client import RivyaClient
-    from rivya_provider.api.models import Generation
+    from rivya_provider.api.models import DownloadResult, Generation
 
 __all__ = [
     "MAX_IMAGE_BYTES",
     "InfoLogger",
     "as_storage_path",
     "build_manifest",
+    "output_stem",
     "prepare_output_location",
     "store_images",
 ]
@@ -35,11 +37,13 @@ MAX_IMAGE_BYTES = 64 * 1024 * 1024
 _EXTENSION_BY_CONTENT_TYPE = {
     "image/png": "png",
     "image/jpeg": "jpg",
-    "image/jpg": "jpg",
     "image/webp": "webp",
 }
-_EXTENSION_BY_OUTPUT_FORMAT = {"png": "png", "jpeg": "jpg"}
+_MIME_BY_OUTPUT_FORMAT = {"png": "image/png", "jpeg": "image/jpeg"}
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,96}")
+#: Downloads of one result before a body that is not the expected image fails the task.
+IMAGE_ATTEMPTS = 3
 
 
 class InfoLogger(Protocol):
@@ -109,10 +113,50 @@ def prepare_output_location(
     return location
 
 
-def _safe_stem(generation_id: str) -> str:
-    """A file-name stem that no server-supplied id can turn into a path component."""
-    stem = _UNSAFE_NAME_CHARS.sub("_", generation_id).strip("_")[:96]
-    return stem or "generation"
+def output_stem(generation_id: str) -> str:
+    """The file-name stem of a generation's images: injective, and never a path trick.
+
+    An id made only of ``[A-Za-z0-9_-]`` (at most 96 characters) is its own stem; any other id
+    is cleaned and gets ``.<hash of the id>``, a form no plain id can take: ``job.1`` and
+    ``job_1`` never share a file.
+    """
+    if _SAFE_ID.fullmatch(generation_id):
+        return generation_id
+    cleaned = _UNSAFE_NAME_CHARS.sub("_", generation_id).strip("_")[:64] or "generation"
+    return f"{cleaned}.{hashlib.sha256(generation_id.encode()).hexdigest()[:16]}"
+
+
+def _remove_stale_parts(folder: ObjectStoragePath, stem: str, log: InfoLogger) -> None:
+    """Temporary files an earlier, killed try left for this generation's images."""
+    for stale in folder.glob(f".{stem}_*.part"):
+        log.info("Removing %s, left by an interrupted earlier try", stale)
+        stale.unlink()
+
+
+def _checked_image_type(downloaded: DownloadResult, output_format: str | None, url: str) -> str:
+    """The image type the bytes are; an answer that is not the expected image is refused.
+
+    :raises RivyaError: ``invalid_image`` (retryable: the download may be repeated).
+    """
+    from rivya_provider.api.errors import RivyaError
+    from rivya_provider.api.mime import sniff_mime
+
+    actual = sniff_mime(downloaded.head, "image")
+    declared = (downloaded.content_type or "").split(";")[0].strip().lower()
+    declared = "image/jpeg" if declared == "image/jpg" else declared
+    expected = _MIME_BY_OUTPUT_FORMAT.get(output_format or "")
+    problem = None
+    if actual not in _EXTENSION_BY_CONTENT_TYPE:
+        problem = f"is not an image (starts {downloaded.head[:16]!r}, served as {declared or '?'})"
+    elif declared.startswith("image/") and declared != actual:
+        problem = f"is {actual} but was served as {declared}"
+    elif expected is not None and actual != expected:
+        problem = f"is {actual}, not the {expected} that was asked for"
+    if problem is not None:
+        raise RivyaError(
+            f"result {url} {problem}; not stored", code="invalid_image", retryable=True
+        )
+    return actual or ""
 
 
 def store_images(
@@ -124,10 +168,12 @@ def store_images(
 ) -> list[dict[str, Any]]:
     """Stream every result URL to ``output_path`` and describe each image (no bytes).
 
-    Each image is written under a temporary name in the same folder, then renamed to
-    ``<generation_id>_<n>.<ext>``: readers never see a half-written file. ``None`` keeps URLs.
+    Each image is written under a temporary name in the same folder, checked by its magic bytes
+    (a download that is not the expected image is tried again, then refused), then renamed to
+    ``<stem>_<n>.<ext>``: readers never see a half-written file, nor a web page named ``.png``.
+    ``None`` keeps URLs only.
     """
-    urls = generation.result.urls if generation.result else []
+    urls = generation.result_urls
     if output_path is None:
         return [
             {"url": url, "path": None, "size_bytes": None, "sha256": None, "content_type": None}
@@ -135,30 +181,37 @@ def store_images(
         ]
     folder = as_storage_path(output_path)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = _safe_stem(generation.id)
+    stem = output_stem(generation.id)
+    _remove_stale_parts(folder, stem, log)
     images: list[dict[str, Any]] = []
     for index, url in enumerate(urls):
-        partial = folder / f".{stem}_{index}.{uuid.uuid4().hex}.part"
-        try:
-            with partial.open("wb") as sink:
-                downloaded = client.download(url, sink, max_bytes=MAX_IMAGE_BYTES)
-            content_type = (downloaded.content_type or "").split(";")[0].strip().lower()
-            extension = _EXTENSION_BY_CONTENT_TYPE.get(content_type) or (
-                _EXTENSION_BY_OUTPUT_FORMAT.get(output_format or "", "bin")
-            )
-            final = folder / f"{stem}_{index}.{extension}"
-            partial.rename(final)
-        except BaseException:
-            if partial.exists():
-                partial.unlink()
-            raise
+        for attempt in range(1, IMAGE_ATTEMPTS + 1):
+            partial = folder / f".{stem}_{index}.{uuid.uuid4().hex}.part"
+            try:
+                with partial.open("wb") as sink:
+                    downloaded = client.download(url, sink, max_bytes=MAX_IMAGE_BYTES)
+                content_type = _checked_image_type(downloaded, output_format, url)
+                final = folder / f"{stem}_{index}.{_EXTENSION_BY_CONTENT_TYPE[content_type]}"
+                partial.rename(final)
+            except RivyaError as exc:
+                if partial.exists():
+                    partial.unlink()
+                if exc.code != "invalid_image" or attempt == IMAGE_ATTEMPTS:
+                    raise
+                log.info("Downloading %s again (attempt %d): %s", url, attempt + 1, exc)
+                continue
+            except BaseException:
+                if partial.exists():
+                    partial.unlink()
+                raise
+            break
         images.append(
             {
                 "url": url,
                 "path": str(final),
                 "size_bytes": downloaded.size_bytes,
                 "sha256": downloaded.sha256,
-                "content_type": content_type or None,
+                "content_type": content_type,
             }
         )
         log.info("Stored %s -> %s (%d bytes)", url, final, downloaded.size_bytes)

@@ -13,6 +13,7 @@ from rivya_provider.api import (
     config,
     errors,
     idempotency,
+    mime,
     models,
     polling,
     pool,
@@ -24,6 +25,7 @@ from rivya_provider.api.client import *  # noqa: F403
 from rivya_provider.api.config import *  # noqa: F403
 from rivya_provider.api.errors import *  # noqa: F403
 from rivya_provider.api.idempotency import *  # noqa: F403
+from rivya_provider.api.mime import *  # noqa: F403
 from rivya_provider.api.models import *  # noqa: F403
 from rivya_provider.api.polling import *  # noqa: F403
 from rivya_provider.api.pool import *  # noqa: F403
@@ -38,6 +40,7 @@ __all__ = [
         config,
         errors,
         idempotency,
+        mime,
         models,
         polling,
         pool,

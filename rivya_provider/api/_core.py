@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from typing import IO, Any, TypeVar, cast
 from urllib.parse import quote
@@ -24,6 +25,7 @@ import tenacity
 from pydantic import BaseModel, ValidationError
 
 from rivya_provider import __version__
+from rivya_provider.api._decoding import ACCEPT_ENCODING, BoundedDecoder, UnsupportedEncoding
 from rivya_provider.api._effects import (
     BinaryWriter,
     Close,
@@ -68,6 +70,10 @@ E = TypeVar("E", bound=RivyaError)
 
 USER_AGENT = f"airflow-provider-rivya/{__version__}"
 ERROR_BODY_LIMIT = 64 * 1024
+#: Largest JSON answer the client reads (decoded bytes); any documented answer is far smaller.
+JSON_BODY_LIMIT = 1024 * 1024
+#: Leading bytes of a download kept for its magic-number check.
+HEAD_BYTES = 64
 _RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
@@ -114,7 +120,11 @@ class ClientCore:
         files: Mapping[str, tuple[str, IO[bytes], str]] | None = None,
     ) -> httpx.Request:
         """A request to the API; the bearer header is added here, per request."""
-        all_headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        all_headers = {
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
         if auth and self.config.api_key:
             all_headers["Authorization"] = f"Bearer {self.config.api_key}"
         all_headers.update(headers or {})
@@ -137,6 +147,18 @@ class ClientCore:
         key = self.config.api_key
         return text.replace(key, "[redacted]") if key and key in text else text
 
+    def redact_json(self, data: Any) -> Any:
+        """Every string of a parsed JSON answer (keys too) with the API key replaced."""
+        if not self.config.api_key:
+            return data
+        if isinstance(data, str):
+            return self.redact(data)
+        if isinstance(data, list):
+            return [self.redact_json(item) for item in data]
+        if isinstance(data, dict):
+            return {self.redact(str(k)): self.redact_json(v) for k, v in data.items()}
+        return data
+
     # -- calling -------------------------------------------------------------------------------
 
     def call(
@@ -147,8 +169,13 @@ class ClientCore:
         stream: bool = False,
         follow_redirects: bool = False,
         deadline: float | None = None,
-    ) -> Operation[httpx.Response]:
-        """Send a request built afresh per attempt; retry per the policy; return a 2xx."""
+        read: Callable[[httpx.Response], Operation[Any]] | None = None,
+    ) -> Operation[Any]:
+        """Send a request built afresh per attempt; retry per the policy; return a 2xx.
+
+        With ``read``, the attempt also reads the answer (``read(response)`` is returned): a
+        garbled answer then fails the attempt and is retried like a network error.
+        """
         retrying = retry_policy(
             max_attempts=self.config.max_attempts if retry else 1,
             max_backoff=self.config.max_backoff,
@@ -163,11 +190,13 @@ class ClientCore:
             if isinstance(action, tenacity.DoAttempt):
                 request = build()
                 try:
-                    response = yield from self._attempt(request, stream, follow_redirects)
+                    result = yield from self._attempt(request, stream, follow_redirects)
+                    if read is not None:
+                        result = yield from read(result)
                 except RivyaError as exc:
                     state.set_exception((type(exc), exc, exc.__traceback__))
                 else:
-                    state.set_result(response)
+                    state.set_result(result)
             elif isinstance(action, tenacity.DoSleep):
                 outcome = state.outcome
                 log.warning(
@@ -182,38 +211,110 @@ class ClientCore:
                 state.prepare_for_next_attempt()
                 yield Sleep(float(action))
             else:
-                return cast(httpx.Response, action)
+                return action
 
     def _attempt(
         self, request: httpx.Request, stream: bool, follow_redirects: bool
     ) -> Operation[httpx.Response]:
         try:
-            response: httpx.Response = yield Send(request, stream, follow_redirects)
-        except httpx.TransportError as exc:
+            response: httpx.Response = yield Send(request, True, follow_redirects)
+        except httpx.RequestError as exc:  # transport errors, and a redirect loop
             raise self._transport_error(exc, request) from self._safe_cause(exc)
         log.debug("Rivya %s %s -> %s", request.method, request.url.path, response.status_code)
         if response.is_success:
             return response
-        body = response.content if not stream else (yield from self._read_error_body(response))
+        body = yield from self._read_error_body(response)
         raise self._error(response, body)
 
-    def _read_error_body(self, response: httpx.Response) -> Operation[bytes]:
-        body = b""
+    def _next_piece(self, reader: ReadChunk, decoder: BoundedDecoder) -> Operation[bytes]:
+        """The next decoded piece of a streamed body (at most 64 KiB), ``b""`` at its end."""
+        while True:
+            piece = decoder.take()
+            if piece:
+                return piece
+            raw: bytes = yield reader
+            if not raw:
+                return b""
+            decoder.feed(raw)
+
+    def _read_body(self, response: httpx.Response, limit: int) -> Operation[bytes | None]:
+        """The decoded body, or ``None`` when it is over ``limit`` bytes (reading stops there).
+
+        :raises UnsupportedEncoding: a ``Content-Encoding`` the client did not ask for.
+        :raises zlib.error: a body that does not decode.
+        """
+        decoder = BoundedDecoder(response.headers.get("content-encoding"))
         reader = ReadChunk(response)
+        body = b""
         try:
-            while len(body) < ERROR_BODY_LIMIT:
-                chunk: bytes = yield reader
-                if not chunk:
-                    break
-                body += chunk
-        except httpx.TransportError:
-            pass  # the status code alone still says what went wrong
-        yield Close(response)
-        return body[:ERROR_BODY_LIMIT]
+            while piece := (yield from self._next_piece(reader, decoder)):
+                body += piece
+                if len(body) > limit:
+                    return None
+            return body
+        finally:
+            yield Close(response)
+
+    def _read_error_body(self, response: httpx.Response) -> Operation[bytes]:
+        try:
+            body = yield from self._read_body(response, ERROR_BODY_LIMIT)
+        except (httpx.TransportError, UnsupportedEncoding, zlib.error):
+            return b""  # the status code alone still says what went wrong
+        return body if body is not None else b""
+
+    def _read_json(self, response: httpx.Response) -> Operation[Any]:
+        """The answer's JSON (at most ``JSON_BODY_LIMIT`` decoded bytes), redacted.
+
+        :raises RivyaError: ``invalid_response`` / ``response_too_large``, retried as transient.
+        """
+        path = response.request.url.path
+        try:
+            body = yield from self._read_body(response, JSON_BODY_LIMIT)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, response.request) from self._safe_cause(exc)
+        except (UnsupportedEncoding, zlib.error) as exc:
+            raise self._garbled(response, f"undecodable answer from {path}: {exc}") from None
+        if body is None:
+            raise RivyaError(
+                f"answer from {path} is over {JSON_BODY_LIMIT} bytes; refused",
+                code="response_too_large",
+                status_code=response.status_code,
+                retryable=True,
+            )
+        try:
+            return self.redact_json(json.loads(body))
+        except ValueError:
+            kind = response.headers.get("content-type", "no content type")
+            raise self._garbled(response, f"expected JSON from {path}, got {kind}") from None
+
+    def _garbled(self, response: httpx.Response, message: str) -> RivyaError:
+        return RivyaError(
+            self.redact(message),
+            code="invalid_response",
+            status_code=response.status_code,
+            retryable=True,
+        )
+
+    def call_json(
+        self,
+        build: Callable[[], httpx.Request],
+        parse: Callable[[Any, httpx.Response], T],
+        *,
+        retry: bool = True,
+        deadline: float | None = None,
+    ) -> Operation[T]:
+        """:meth:`call` whose attempt also reads and parses the JSON answer."""
+
+        def read(response: httpx.Response) -> Operation[T]:
+            data = yield from self._read_json(response)
+            return parse(data, response)
+
+        result = yield from self.call(build, retry=retry, deadline=deadline, read=read)
+        return cast(T, result)
 
     def _error(self, response: httpx.Response, body: bytes) -> RivyaError:
         try:
-            data = json.loads(body) if body else None
+            data = self.redact_json(json.loads(body)) if body else None
         except ValueError:
             data = None
         exc = error_from_response(response.status_code, data, response.headers, now=self.clock())
@@ -232,7 +333,7 @@ class ClientCore:
             exc.request_id = self.redact(exc.request_id)
         return exc
 
-    def _transport_error(self, exc: httpx.TransportError, request: httpx.Request) -> TransportError:
+    def _transport_error(self, exc: httpx.RequestError, request: httpx.Request) -> TransportError:
         where = f"{request.method} {request.url.copy_with(query=None, fragment=None)}"
         detail = self.redact(str(exc)) or "no detail"
         return TransportError(
@@ -245,17 +346,6 @@ class ClientCore:
         key = self.config.api_key
         return None if key and key in str(exc) else exc
 
-    def _json(self, response: httpx.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            raise RivyaError(
-                f"expected JSON from {response.request.url.path}, got "
-                f"{response.headers.get('content-type', 'no content type')}",
-                code="invalid_response",
-                status_code=response.status_code,
-            ) from None
-
     def _parse(self, model: type[M], data: Any, response: httpx.Response) -> M:
         try:
             return model.model_validate(data)
@@ -264,10 +354,9 @@ class ClientCore:
                 f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
                 for error in exc.errors(include_url=False)
             )
-            raise RivyaError(
+            raise self._garbled(
+                response,
                 f"unexpected {model.__name__} from {response.request.url.path}: {problems}",
-                code="invalid_response",
-                status_code=response.status_code,
             ) from None
 
     # -- operations ----------------------------------------------------------------------------
@@ -277,15 +366,9 @@ class ClientCore:
 
         An entry that is not a model (no ``id``, a field of the wrong type) is skipped and logged.
         """
-        response = yield from self.call(lambda: self.build("GET", "/api/v1/models", auth=False))
-        data = self._json(response)
-        entries = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(entries, list):
-            raise RivyaError(
-                "unexpected model catalogue from /api/v1/models: no 'data' list",
-                code="invalid_response",
-                status_code=response.status_code,
-            )
+        entries = yield from self.call_json(
+            lambda: self.build("GET", "/api/v1/models", auth=False), self._catalogue_entries
+        )
         models: list[ModelInfo] = []
         for entry in entries:
             try:
@@ -293,6 +376,20 @@ class ClientCore:
             except ValidationError as exc:
                 log.warning("Skipping a catalogue entry that is not a model: %s", exc)
         return models
+
+    def _catalogue_entries(self, data: Any, response: httpx.Response) -> list[Any]:
+        entries = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            raise self._garbled(
+                response, "unexpected model catalogue from /api/v1/models: no 'data' list"
+            )
+        return entries
+
+    def _generation(self, data: Any, response: httpx.Response) -> Generation:
+        return self._parse(Generation, _unwrap(data, ("generation", "task", "data")), response)
+
+    def _file(self, data: Any, response: httpx.Response) -> UploadedFile:
+        return self._parse(UploadedFile, _unwrap(data, ("file", "data")), response)
 
     def create_generation(
         self, request: GenerationRequest | Mapping[str, Any], idempotency_key: str
@@ -303,12 +400,17 @@ class ClientCore:
         key = check_idempotency_key(idempotency_key)
         body = request.canonical_json()
         headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
-        response = yield from self.call(
-            lambda: self.build("POST", "/api/v1/generations", headers=headers, content=body)
+
+        def created(data: Any, response: httpx.Response) -> CreateResult:
+            replayed = response.headers.get("idempotent-replayed", "").strip().lower() == "true"
+            return CreateResult(generation=self._generation(data, response), replayed=replayed)
+
+        # A garbled answer is retried under the same key: the API replays, nothing is paid twice.
+        result = yield from self.call_json(
+            lambda: self.build("POST", "/api/v1/generations", headers=headers, content=body),
+            created,
         )
-        data = _unwrap(self._json(response), ("generation", "task", "data"))
-        generation = self._parse(Generation, data, response)
-        replayed = response.headers.get("idempotent-replayed", "").strip().lower() == "true"
+        generation, replayed = result.generation, result.replayed
         log.debug("Rivya generation %s created (replayed: %s)", generation.id, replayed)
         return CreateResult(generation=generation, replayed=replayed)
 
@@ -332,9 +434,11 @@ class ClientCore:
     ) -> Operation[Generation]:
         """``GET /api/v1/generations/{id}``."""
         path = f"/api/v1/generations/{_path_segment('generation_id', generation_id)}"
-        response = yield from self.call(lambda: self.build("GET", path), deadline=deadline)
-        data = _unwrap(self._json(response), ("generation", "task", "data"))
-        return self._parse(Generation, data, response)
+        return (
+            yield from self.call_json(
+                lambda: self.build("GET", path), self._generation, deadline=deadline
+            )
+        )
 
     def wait_for_generation(
         self,
@@ -378,8 +482,13 @@ class ClientCore:
                     last_status = generation.status
                     if on_status is not None:
                         on_status(generation)
-                if generation.succeeded:
+                if generation.succeeded and generation.result_urls:
                     return generation
+                if generation.succeeded:
+                    log.warning(
+                        "Rivya generation %s says succeeded but lists no result; asking again",
+                        generation_id,
+                    )
                 if generation.failed:
                     raise self.redacted(GenerationFailedError(generation))
                 if not generation.is_known_status and generation.status not in warned:
@@ -422,11 +531,9 @@ class ClientCore:
                 files = {"file": (check.name, body, check.mime_type)}
                 return self.build("POST", "/api/v1/files", data=fields, files=files)
 
-            response = yield from self.call(build, retry=prepared.rereadable)
+            uploaded = yield from self.call_json(build, self._file, retry=prepared.rereadable)
         finally:
             prepared.close()
-        data = _unwrap(self._json(response), ("file", "data"))
-        uploaded = self._parse(UploadedFile, data, response)
         if uploaded.kind is None:
             uploaded = uploaded.model_copy(update={"kind": kind})
         return uploaded.with_check(check)
@@ -434,13 +541,16 @@ class ClientCore:
     def get_file(self, file_id: str) -> Operation[UploadedFile]:
         """``GET /api/v1/files/{id}``."""
         path = f"/api/v1/files/{_path_segment('file_id', file_id)}"
-        response = yield from self.call(lambda: self.build("GET", path))
-        return self._parse(UploadedFile, _unwrap(self._json(response), ("file", "data")), response)
+        return (yield from self.call_json(lambda: self.build("GET", path), self._file))
 
     def get_credits(self) -> Operation[Credits]:
         """``GET /api/v1/credits``."""
-        response = yield from self.call(lambda: self.build("GET", "/api/v1/credits"))
-        return self._parse(Credits, self._json(response), response)
+        return (
+            yield from self.call_json(
+                lambda: self.build("GET", "/api/v1/credits"),
+                lambda data, response: self._parse(Credits, data, response),
+            )
+        )
 
     def download(self, url: str, sink: BinaryWriter, max_bytes: int) -> Operation[DownloadResult]:
         """Stream ``url`` into ``sink``; the key goes only to the API's own origin."""
@@ -454,7 +564,7 @@ class ClientCore:
             raise RivyaValidationError(f"url: is not a valid URL ({exc})", field="url") from None
         if target.scheme not in ("http", "https") or not target.host:
             raise RivyaValidationError("url: must be an absolute http(s) URL", field="url")
-        headers = {"User-Agent": USER_AGENT}
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING}
         if self.config.api_key and self.is_api_origin(target):
             headers["Authorization"] = f"Bearer {self.config.api_key}"
 
@@ -465,33 +575,41 @@ class ClientCore:
         response = yield from self.call(build, stream=True, follow_redirects=True)
         limit_text = f"the {max_bytes}-byte download limit (max_bytes)"
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_bytes:
+        encoded = response.headers.get("content-encoding", "identity") != "identity"
+        if declared.isdigit() and int(declared) > max_bytes and not encoded:
             yield Close(response)
             raise DownloadTooLargeError(
                 f"{target.copy_with(query=None)} is {declared} bytes, over {limit_text}"
             )
         digest = hashlib.sha256()
         size = 0
+        head = b""
         reader = ReadChunk(response)
         try:
-            while True:
-                chunk: bytes = yield reader
-                if not chunk:
-                    break
+            decoder = BoundedDecoder(response.headers.get("content-encoding"))
+            while chunk := (yield from self._next_piece(reader, decoder)):
                 size += len(chunk)
                 if size > max_bytes:
                     raise DownloadTooLargeError(
-                        f"{target.copy_with(query=None)} exceeded {limit_text}; aborted"
+                        f"{target.copy_with(query=None)} exceeded {limit_text} (decoded); aborted"
                     )
+                if len(head) < HEAD_BYTES:
+                    head += chunk[: HEAD_BYTES - len(head)]
                 digest.update(chunk)
                 sink.write(chunk)
         except httpx.TransportError as exc:
             raise self._transport_error(exc, response.request) from self._safe_cause(exc)
-        yield Close(response)
+        except (UnsupportedEncoding, zlib.error) as exc:
+            raise TransportError(
+                f"undecodable download from {target.copy_with(query=None)}: {exc}", retryable=True
+            ) from None
+        finally:
+            yield Close(response)
         return DownloadResult(
             size_bytes=size,
             sha256=digest.hexdigest(),
             content_type=response.headers.get("content-type"),
+            head=head,
         )
 
 

@@ -45,7 +45,7 @@ class Sleep:
 
 @dataclasses.dataclass(eq=False)
 class ReadChunk:
-    """Reply with the next decoded body chunk of a streamed response, ``b""`` at the end.
+    """Reply with the next raw (still encoded) chunk of a streamed body, ``b""`` at the end.
 
     ``chunks`` holds the driver's iterator between two reads of the same response.
     """

@@ -1,9 +1,10 @@
 """The retry policy, in one place, as a tenacity ``Retrying`` object.
 
-What retries: connection errors and timeouts (:class:`TransportError` with ``retryable``) and
-HTTP 429, 502, 503, 504. Never: 409 and every other 4xx, nor 500 (a server bug rarely heals in
-seconds; :meth:`wait_for_generation` still rides it out on its poll schedule). Creates are
-retried only because each carries an ``Idempotency-Key``, identical on every attempt.
+What retries: connection errors and timeouts (:class:`TransportError` with ``retryable``),
+HTTP 429, 502, 503, 504, and 2xx answers that cannot be read (``GARBLED_CODES``). Never: 409
+and every other 4xx, nor 500 (a server bug rarely heals in seconds; :meth:`wait_for_generation`
+still rides it out on its poll schedule). Creates are retried only because each carries an
+``Idempotency-Key``, identical on every attempt.
 
 Waits: the server's ``Retry-After`` when given (capped at ``max_backoff``), else exponential
 backoff with full jitter (``uniform(0, min(max_backoff, 2 ** (attempt - 1)))``). A call stops
@@ -24,18 +25,31 @@ from tenacity.wait import wait_base
 
 from rivya_provider.api.errors import RivyaError, TransportError
 
-__all__ = ["BACKOFF_MULTIPLIER", "RETRY_STATUS_CODES", "is_retryable_failure", "retry_policy"]
+__all__ = [
+    "BACKOFF_MULTIPLIER",
+    "GARBLED_CODES",
+    "RETRY_STATUS_CODES",
+    "is_retryable_failure",
+    "retry_policy",
+]
 
 RETRY_STATUS_CODES = frozenset({429, 502, 503, 504})
 BACKOFF_MULTIPLIER = 1.0
 """Cap of the first jittered wait, in seconds; it doubles per attempt."""
 
 
+#: Local codes of a 2xx answer that could not be read (garbled JSON, an HTML proxy page, a
+#: missing field, an oversized body): transient, repeated like a network error.
+GARBLED_CODES = frozenset({"invalid_response", "response_too_large"})
+
+
 def is_retryable_failure(exc: BaseException) -> bool:
     """Whether one failed attempt may be repeated at once (see the module docstring)."""
     if isinstance(exc, TransportError):
         return exc.retryable
-    return isinstance(exc, RivyaError) and exc.status_code in RETRY_STATUS_CODES
+    if not isinstance(exc, RivyaError):
+        return False
+    return exc.status_code in RETRY_STATUS_CODES or exc.code in GARBLED_CODES
 
 
 class _WaitRetryAfterOrJitter(wait_base):

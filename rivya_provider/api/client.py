@@ -115,7 +115,7 @@ class RivyaClient:
             return None
         if isinstance(effect, ReadChunk):
             if effect.chunks is None:
-                effect.chunks = effect.response.iter_bytes()
+                effect.chunks = effect.response.iter_raw()
             return next(effect.chunks, b"")
         effect.response.close()
         return None
@@ -268,7 +268,7 @@ class AsyncRivyaClient:
             return None
         if isinstance(effect, ReadChunk):
             if effect.chunks is None:
-                effect.chunks = effect.response.aiter_bytes()
+                effect.chunks = effect.response.aiter_raw()
             return await anext(effect.chunks, b"")
         await effect.response.aclose()
         return None

@@ -312,6 +312,17 @@ class Generation(BaseModel):
     error: GenerationErrorInfo | None = None
 
     @property
+    def finished(self) -> bool:
+        """Failed, or succeeded *with* results: nothing more will change (``succeeded`` without
+        result URLs is not trusted as finished)."""
+        return self.failed or (self.succeeded and bool(self.result_urls))
+
+    @property
+    def result_urls(self) -> list[str]:
+        """The result URLs (empty when there is no result yet, or a broken one)."""
+        return list(self.result.urls) if self.result is not None else []
+
+    @property
     def is_terminal(self) -> bool:
         """``succeeded`` or ``failed``; anything else (unknown statuses too) is still running."""
         return self.status in TERMINAL_STATUSES
@@ -346,11 +357,12 @@ class CreateResult:
 
 @dataclasses.dataclass(frozen=True)
 class DownloadResult:
-    """What ``download`` wrote to the sink: byte count, hex SHA-256, server ``Content-Type``."""
+    """What ``download`` wrote: byte count, hex SHA-256, server ``Content-Type``, first bytes."""
 
     size_bytes: int
     sha256: str
     content_type: str | None
+    head: bytes = b""
 
 
 def _either(snake: str, camel: str) -> AliasChoices:

@@ -10,8 +10,8 @@ from pathlib import PurePosixPath
 from types import TracebackType
 from typing import Any
 
-from rivya_provider.api._mime import SNIFF_BYTES, sniff_mime
 from rivya_provider.api.errors import RivyaValidationError
+from rivya_provider.api.mime import SNIFF_BYTES, sniff_mime
 from rivya_provider.api.uploads import (
     BinaryReader,
     UploadCheck,

@@ -132,10 +132,10 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
                 context["ti"].xcom_push(key=GENERATION_ID_XCOM_KEY, value=generation.id)
                 if not self.wait_for_completion:
                     return build_manifest(generation, [], client_request_id)
-                if not generation.is_terminal:
+                if not generation.finished:
                     generation = client.get_generation(generation.id)
                     self._log_status(generation)
-                if not generation.is_terminal:
+                if not generation.finished:
                     deadline = time.time() + timeout
                     if self.deferrable:
                         self.defer_until_terminal(generation.id, deadline)

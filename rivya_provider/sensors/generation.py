@@ -97,7 +97,7 @@ class RivyaGenerationSensor(GenerationTaskMixin, BaseSensorOperator):
             with self.rivya_hook().get_client() as client:
                 generation = client.get_generation(self.generation_id)
                 self.log.info("Rivya generation %s is %s", generation.id, generation.status)
-                if not generation.is_terminal:
+                if not generation.finished:
                     return False
                 return PokeReturnValue(
                     is_done=True, xcom_value=self.finish(client, generation, context)

@@ -13,8 +13,8 @@ import pytest
 import respx
 from rivya_api_support import Harness
 
-from rivya_provider.api._mime import sniff_mime
 from rivya_provider.api.errors import RivyaValidationError
+from rivya_provider.api.mime import sniff_mime
 from rivya_provider.api.upload_source import check_upload
 from rivya_provider.api.uploads import KIND_RULES, MB, UploadCheck
 

@@ -160,3 +160,18 @@ def test_default_retries_apply_unless_the_dag_author_sets_them() -> None:
     assert upload.retries == 3
     assert explicit.retries == 0
     assert (from_default_args.retries, from_default_args.retry_delay) == (1, timedelta(minutes=2))
+
+
+def test_a_success_without_results_is_never_green(rivya_airflow_conn: Any, tmp_path: Any) -> None:
+    from rivya_provider.api.errors import RivyaError
+
+    event = {
+        "status": "succeeded",
+        "generation_id": "task_1",
+        "generation": {"id": "task_1", "status": "succeeded", "result": None},
+    }
+    operator = RivyaGenerateImageOperator(task_id="generate", prompt="p", output_path=str(tmp_path))
+    with pytest.raises(RivyaError, match="lists no result") as raised:
+        operator.execute_complete({"ti": FakeTaskInstance()}, event)  # type: ignore[arg-type]
+    assert raised.value.retryable  # Airflow retries: the retry reattaches and asks again
+    assert list(tmp_path.iterdir()) == []
