@@ -19,12 +19,20 @@ from rivya_api_support import Harness, generation
 from rivya_provider.api.client import RivyaClient
 from rivya_provider.api.config import ClientConfig
 from rivya_provider.api.idempotency import (
+    EARLIER_ATTEMPT_MARGIN,
     MAX_RESUBMISSIONS,
     client_request_id_for,
     derive_idempotency_key,
+    is_earlier_attempt,
+    parse_timestamp,
     resubmission_key,
 )
-from rivya_provider.api.models import MAX_CLIENT_REQUEST_ID, GenerationRequest
+from rivya_provider.api.models import (
+    MAX_CLIENT_REQUEST_ID,
+    CreateResult,
+    Generation,
+    GenerationRequest,
+)
 from rivya_provider.api.polling import PollSchedule
 
 if TYPE_CHECKING:
@@ -183,3 +191,40 @@ def test_submitting_twice_against_the_emulator_pays_once(rivya_emulator: RivyaEm
     posts = [r for r in rivya_emulator.requests() if r["method"] == "POST"]
     assert len(posts) == 2  # the reattach sent a GET only
     assert rivya_emulator.charges_by_generation() == {first.generation.id: 4}
+
+
+@pytest.mark.parametrize(
+    ("text", "epoch"),
+    [
+        ("2026-05-11T00:00:00.000Z", 1778457600.0),
+        ("2026-05-11T00:00:00Z", 1778457600.0),
+        ("2026-05-11T02:00:00+02:00", 1778457600.0),
+        ("2026-05-11T00:00:00", 1778457600.0),  # no offset: the API's clock is UTC
+        ("yesterday", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_api_timestamps_read_as_utc_whatever_the_local_zone(
+    monkeypatch: pytest.MonkeyPatch, text: str | None, epoch: float | None
+) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert parse_timestamp(text) == epoch
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_generation_created_exactly_at_the_margin_is_not_an_earlier_attempt() -> None:
+    started = 1_800_000_000.0
+    at_margin = Generation.model_validate(
+        {"id": "g", "status": "failed", "created_at": _stamp(started - EARLIER_ATTEMPT_MARGIN)}
+    )
+    just_before = at_margin.model_copy(
+        update={"created_at": _stamp(started - EARLIER_ATTEMPT_MARGIN - 1)}
+    )
+    assert not is_earlier_attempt(CreateResult(at_margin), started)
+    assert is_earlier_attempt(CreateResult(just_before), started)
+    assert is_earlier_attempt(CreateResult(at_margin, replayed=True), started)
