@@ -70,7 +70,7 @@ def example_rivya_approval() -> None:
     review = HITLOperator(
         task_id="review",
         subject="Which banner should be published?",
-        body="{{ ti.xcom_pull(task_ids='review_body') }}",
+        body=review_body(candidates.output),
         options=[*OPTIONS, REJECT],
         **_review_wait(timedelta(days=3)),
     )
@@ -97,8 +97,6 @@ def example_rivya_approval() -> None:
             shutil.copyfileobj(src, dst)
         return str(target)
 
-    body = review_body(candidates.output)
-    body >> review
     approved(review.output) >> publish(review.output, candidates.output)
 
 
