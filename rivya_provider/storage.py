@@ -126,6 +126,13 @@ def output_stem(generation_id: str) -> str:
     return f"{cleaned}.{hashlib.sha256(generation_id.encode()).hexdigest()[:16]}"
 
 
+def _hostname() -> str:
+    """This machine as Airflow names it on task instances (``[core] hostname_callable``)."""
+    from airflow.utils.net import get_hostname
+
+    return str(get_hostname())
+
+
 def _remove_stale_parts(folder: ObjectStoragePath, stem: str, log: InfoLogger) -> None:
     """Temporary files an earlier, killed try left for this generation's images."""
     for stale in folder.glob(f".{stem}_*.part"):
@@ -176,13 +183,22 @@ def store_images(
     urls = generation.result_urls
     if output_path is None:
         return [
-            {"url": url, "path": None, "size_bytes": None, "sha256": None, "content_type": None}
+            {
+                "url": url,
+                "path": None,
+                "host": None,
+                "size_bytes": None,
+                "sha256": None,
+                "content_type": None,
+            }
             for url in urls
         ]
     folder = as_storage_path(output_path)
     folder.mkdir(parents=True, exist_ok=True)
     stem = output_stem(generation.id)
     _remove_stale_parts(folder, stem, log)
+    # A local file is on one machine: say which (object storage means the same everywhere).
+    writer_host = _hostname() if folder.protocol in ("", "file", "local") else None
     images: list[dict[str, Any]] = []
     for index, url in enumerate(urls):
         for attempt in range(1, IMAGE_ATTEMPTS + 1):
@@ -209,6 +225,7 @@ def store_images(
             {
                 "url": url,
                 "path": str(final),
+                "host": writer_host,
                 "size_bytes": downloaded.size_bytes,
                 "sha256": downloaded.sha256,
                 "content_type": content_type,

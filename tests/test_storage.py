@@ -102,3 +102,18 @@ def test_parts_left_by_an_interrupted_try_are_removed(tmp_path: Path) -> None:
     client = FakeClient({"u": [(PNG, "image/png")]})
     store_images(client, _generation("task_1", "u"), str(tmp_path), "png", LOG)  # type: ignore[arg-type]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other_0.0123abcd.part", "task_1_0.png"]
+
+
+def test_a_local_file_records_the_host_that_wrote_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Airflow names hosts with [core] hostname_callable; a fleet's workers differ here.
+    monkeypatch.setenv("AIRFLOW__CORE__HOSTNAME_CALLABLE", "tests.test_storage._worker_name")
+    client = FakeClient({"u": [(PNG, "image/png")]})
+    images = store_images(client, _generation("task_1", "u"), str(tmp_path), "png", LOG)  # type: ignore[arg-type]
+    assert images[0]["host"] == "worker-7.example"
+    assert store_images(client, _generation("task_2", "u"), None, "png", LOG)[0]["host"] is None  # type: ignore[arg-type]
+
+
+def _worker_name() -> str:
+    return "worker-7.example"
