@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.sdk import Connection
 
 from rivya_provider.compat import AirflowFailException
 from rivya_provider.operators.generate import RivyaGenerateImageOperator
@@ -139,6 +140,10 @@ SENSOR_CASES: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
+def _fields(stored: dict[str, Any]) -> dict[str, Any]:
+    return {key: stored.get(key) for key in ("host", "password", "extra")}
+
+
 def _assert_refused(exc: BaseException, field: str, emulator: Any) -> None:
     message = str(exc)
     assert isinstance(exc, AirflowFailException), type(exc)
@@ -184,7 +189,16 @@ def test_a_bad_connection_is_refused_naming_it_before_any_request(
     stored.update(connection)
     if isinstance(stored.get("extra"), dict):
         stored["extra"] = json.dumps(stored["extra"])
-    monkeypatch.setenv("AIRFLOW_CONN_RIVYA_BROKEN", json.dumps(stored))
+        monkeypatch.setenv("AIRFLOW_CONN_RIVYA_BROKEN", json.dumps(stored))
+    elif "extra" in connection:
+        # Extras that are not a JSON object: as stored in the metadata DB (the UI's text field).
+        # Airflow 3.1's env-var backend refuses such a connection itself, before any provider.
+        from rivya_provider.hooks import rivya as hook_module
+
+        broken = Connection(conn_id="rivya_broken", conn_type="rivya", **_fields(stored))
+        monkeypatch.setattr(hook_module, "get_connection", lambda conn_id: broken)
+    else:
+        monkeypatch.setenv("AIRFLOW_CONN_RIVYA_BROKEN", json.dumps(stored))
     operator = RivyaGenerateImageOperator(
         task_id="generate", prompt="p", rivya_conn_id="rivya_broken"
     )
