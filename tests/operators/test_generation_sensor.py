@@ -72,9 +72,10 @@ def test_sensor_waits_through_unfinished_polls_then_stores_once(
     )
     _, run = dag_harness.run(source)
     submitted = dag_harness.xcom(run, "submit")
-    if mode == "reschedule" and AIRFLOW_3_1:
+    if mode == "reschedule" and AIRFLOW_3_1 and run.state != "success":
         # Airflow 3.1.0's dag.test() hands BaseSensorOperator the first reschedule date as a
-        # string, so its own run_duration() raises TypeError at the second poke (README).
+        # string, so its own run_duration() raises TypeError at a second poke (README); when
+        # the first rescheduled poke already finds the generation done, the run succeeds.
         assert dag_harness.task_states(run)[("wait", -1)] == "failed"
         assert len(emulator.generations()) == 1  # the sensor never submits
         return
