@@ -125,10 +125,10 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
             request = self._build_request(client_request_id)
             timeout = self._timeout_seconds()
             self.check_wait_settings()
-            self._base_key(request, context)
+            base_key = self._base_key(request, context)
             with self.rivya_hook().get_client() as client:
                 self._refuse_uncallable_model(client)
-                generation = self._submit(client, request, context)
+                generation = self._submit(client, request, base_key, context)
                 context["ti"].xcom_push(key=GENERATION_ID_XCOM_KEY, value=generation.id)
                 if not self.wait_for_completion:
                     return build_manifest(generation, [], client_request_id)
@@ -232,7 +232,7 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
             )
 
     def _submit(
-        self, client: RivyaClient, request: GenerationRequest, context: Context
+        self, client: RivyaClient, request: GenerationRequest, base_key: str, context: Context
     ) -> Generation:
         """Pay for this task instance's generation at most once (``api.idempotency``).
 
@@ -242,7 +242,6 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         """
         from rivya_provider.compat import task_state_store
 
-        base_key = self._base_key(request, context)
         store = task_state_store(context)
         previous = store.get(STATE_STORE_KEY) if store is not None else None
         submission = client.submit_generation(request, base_key, previous=previous)

@@ -11,22 +11,14 @@ import httpx
 
 from rivya_provider.api.client import AsyncRivyaClient, RivyaClient
 from rivya_provider.api.config import ClientConfig
+from tests.contract.documented_examples import TASK_QUEUED
 
 API_KEY = "rvya_sk_test_5ecret_0123456789"
 BASE_URL = "http://127.0.0.1:8765"
 MEDIA_URL = "http://localhost:8765"  # same port, other host: the key must not go there
 
-GENERATION: dict[str, Any] = {
-    "id": "task_1",
-    "status": "queued",
-    "model": "qwen-image",
-    "reserved_credits": 4,
-    "final_credits": 0,
-    "created_at": "2026-05-11T00:00:00.000Z",
-    "updated_at": "2026-05-11T00:00:00.000Z",
-    "result": None,
-    "error": None,
-}
+# The documented task object (RIVYA_API.md), with a concrete id.
+GENERATION: dict[str, Any] = {**TASK_QUEUED, "id": "task_1"}
 
 
 def generation(**changes: Any) -> dict[str, Any]:
