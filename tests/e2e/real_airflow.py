@@ -90,11 +90,31 @@ class Processes:
                 process.wait(timeout=5)
         self.started.clear()
 
+    def log_lines_with(self, name: str, *words: str) -> str:
+        """The lines of a component's log that name any of ``words`` (case-insensitive)."""
+        path = self.logs / f"{name}.log"
+        if not path.exists():
+            return ""
+        wanted = [word.lower() for word in words]
+        lines = path.read_text(errors="replace").splitlines()
+        return "\n".join(line for line in lines if any(w in line.lower() for w in wanted))
+
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.logs / f"{name}.log"
         if not path.exists():
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def task_log_tails(home: Path, task_ids: list[str], lines: int = 60) -> str:
+    """The end of each try's log of ``task_ids`` (Airflow writes them under
+    ``$AIRFLOW_HOME/logs/dag_id=*/run_id=*/task_id=*/``), to show why a task failed."""
+    out = []
+    for task_id in task_ids:
+        for path in sorted((home / "logs").glob(f"dag_id=*/run_id=*/task_id={task_id}/**/*.log")):
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- task log {path.relative_to(home)} ---\n" + "\n".join(tail))
+    return "\n".join(out)
 
 
 def _airflow_env(home: Path, port: int, emulator_url: str, **extra: str) -> dict[str, str]:

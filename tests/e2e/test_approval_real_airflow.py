@@ -27,6 +27,7 @@ from real_airflow import (  # type: ignore[import-not-found]
     _get,
     _task_instances,
     _wait_for,
+    task_log_tails,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,6 +38,8 @@ BUDGET = 300.0
 # executor's "success" for the deferring try is drained after the task resumed, and the
 # scheduler fails the task ("state mismatch"). Seen here once with 1 s on 3.1.0.
 LATENCY = 5.0
+#: Seconds between the review waiting (deferred) and the answer: several scheduler loops.
+REVIEWER_DELAY = 5.0
 
 
 def test_approval_example_publishes_the_chosen_candidate_on_a_real_airflow(
@@ -98,10 +101,17 @@ def test_approval_example_publishes_the_chosen_candidate_on_a_real_airflow(
             def waiting_for_review() -> dict[str, object] | None:
                 run_state = _get(api, f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
                 assert run_state != "failed", _task_instances(api, DAG_ID, run_id)
+                states = {ti["task_id"]: ti["state"] for ti in _task_instances(api, DAG_ID, run_id)}
+                if states.get("review") != "deferred":
+                    return None
                 answer = api.get(hitl)
                 return answer.json() if answer.status_code == 200 else None
 
             detail = _wait_for("the review to wait for input", waiting_for_review, remaining, 1.0)
+            # A person answers minutes later. An answer within a scheduler loop of the deferral
+            # meets the stale defer-exit race named at LATENCY (seen once in CI on 3.3.2: the
+            # review failed right after the answer), so answer as a person would: later.
+            time.sleep(REVIEWER_DELAY)
             reply = api.patch(
                 hitl, json={"chosen_options": ["Publish candidate 2"], "params_input": {}}
             )
@@ -137,6 +147,9 @@ def test_approval_example_publishes_the_chosen_candidate_on_a_real_airflow(
     except BaseException:
         for name in procs.started:
             print(f"--- {name} log (tail) ---\n{procs.log_tail(name)}")
+        print("--- scheduler: errors and state changes ---")
+        print(procs.log_lines_with("scheduler", "mismatch", "error", "failed"))
+        print(task_log_tails(home, ["review", "generate_candidates", "approved", "publish"]))
         raise
     finally:
         procs.stop_all()
