@@ -75,6 +75,10 @@ JSON_BODY_LIMIT = 1024 * 1024
 #: Leading bytes of a download kept for its magic-number check.
 HEAD_BYTES = 64
 _RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+#: The last attempt before a caller's deadline still gets this long (seconds) to answer.
+MIN_ATTEMPT_SECONDS = 1.5
+#: Where a response keeps the end (epoch seconds) of the attempt that sent it.
+_END = "rivya_attempt_end"
 
 
 # -- the core ----------------------------------------------------------------------------------
@@ -189,8 +193,9 @@ class ClientCore:
             action = retrying.iter(state)
             if isinstance(action, tenacity.DoAttempt):
                 request = build()
+                end = self._attempt_end(deadline)
                 try:
-                    result = yield from self._attempt(request, stream, follow_redirects)
+                    result = yield from self._attempt(request, stream, follow_redirects, end)
                     if read is not None:
                         result = yield from read(result)
                 except RivyaError as exc:
@@ -213,18 +218,43 @@ class ClientCore:
             else:
                 return action
 
+    def _attempt_end(self, deadline: float | None) -> float:
+        """When one attempt must be over, body included: ``timeout`` seconds from now, capped
+        by the caller's ``deadline`` (but never under :data:`MIN_ATTEMPT_SECONDS`)."""
+        now = self.clock()
+        end = now + self.config.timeout
+        if deadline is not None:
+            end = min(end, max(deadline, now + MIN_ATTEMPT_SECONDS))
+        return end
+
     def _attempt(
-        self, request: httpx.Request, stream: bool, follow_redirects: bool
+        self, request: httpx.Request, stream: bool, follow_redirects: bool, end: float
     ) -> Operation[httpx.Response]:
         try:
-            response: httpx.Response = yield Send(request, True, follow_redirects)
+            budget = self._budget(request, end)
+            response: httpx.Response = yield Send(request, True, follow_redirects, budget)
         except httpx.RequestError as exc:  # transport errors, and a redirect loop
             raise self._transport_error(exc, request) from self._safe_cause(exc)
+        response.extensions[_END] = end
         log.debug("Rivya %s %s -> %s", request.method, request.url.path, response.status_code)
         if response.is_success:
             return response
         body = yield from self._read_error_body(response)
         raise self._error(response, body)
+
+    def _budget(self, request: httpx.Request, end: float) -> float:
+        """Seconds left until ``end``; past it, the request timed out as a whole.
+
+        :raises httpx.TimeoutException: no time is left.
+        """
+        left = end - self.clock()
+        if left <= 0:
+            raise httpx.TimeoutException(
+                f"no complete answer within {self.config.timeout:g} s (the whole request: "
+                "pool wait, connect, headers and body)",
+                request=request,
+            )
+        return left
 
     def _next_piece(self, reader: ReadChunk, decoder: BoundedDecoder) -> Operation[bytes]:
         """The next decoded piece of a streamed body (at most 64 KiB), ``b""`` at its end."""
@@ -232,6 +262,9 @@ class ClientCore:
             piece = decoder.take()
             if piece:
                 return piece
+            end = reader.response.extensions.get(_END)
+            if end is not None:
+                reader.budget = self._budget(reader.response.request, end)
             raw: bytes = yield reader
             if not raw:
                 return b""

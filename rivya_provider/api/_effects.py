@@ -29,11 +29,16 @@ T = TypeVar("T")
 
 @dataclasses.dataclass(eq=False)
 class Send:
-    """Send ``request``; reply with the ``httpx.Response`` (body unread if ``stream``)."""
+    """Send ``request``; reply with the ``httpx.Response`` (body unread if ``stream``).
+
+    ``budget``: seconds the whole send may take, from the wait for a pool slot to the answer's
+    headers; past it the driver fails the effect with an ``httpx.TimeoutException``.
+    """
 
     request: httpx.Request
     stream: bool = False
     follow_redirects: bool = False
+    budget: float | None = None
 
 
 @dataclasses.dataclass(eq=False)
@@ -47,11 +52,13 @@ class Sleep:
 class ReadChunk:
     """Reply with the next raw (still encoded) chunk of a streamed body, ``b""`` at the end.
 
-    ``chunks`` holds the driver's iterator between two reads of the same response.
+    ``chunks`` holds the driver's iterator between two reads of the same response; ``budget``
+    is the seconds this read may take (the rest of the request's deadline), as for :class:`Send`.
     """
 
     response: httpx.Response
     chunks: Any = None
+    budget: float | None = None
 
 
 @dataclasses.dataclass(eq=False)

@@ -107,6 +107,8 @@ class RivyaClient:
 
     def _perform(self, effect: Effect) -> Any:
         if isinstance(effect, Send):
+            if effect.budget is not None:
+                _cap_timeouts(effect.request, effect.budget)
             return self._http.send(
                 effect.request, stream=effect.stream, follow_redirects=effect.follow_redirects
             )
@@ -260,16 +262,18 @@ class AsyncRivyaClient:
 
     async def _perform(self, effect: Effect) -> Any:
         if isinstance(effect, Send):
-            return await self._http.send(
+            sending = self._http.send(
                 effect.request, stream=effect.stream, follow_redirects=effect.follow_redirects
             )
+            return await _within(sending, effect.budget, effect.request)
         if isinstance(effect, Sleep):
             await self._sleep(effect.seconds)
             return None
         if isinstance(effect, ReadChunk):
             if effect.chunks is None:
                 effect.chunks = effect.response.aiter_raw()
-            return await anext(effect.chunks, b"")
+            reading = _next_chunk(effect.chunks)
+            return await _within(reading, effect.budget, effect.response.request)
         await effect.response.aclose()
         return None
 
@@ -336,3 +340,34 @@ class AsyncRivyaClient:
     async def download(self, url: str, sink: BinaryWriter, max_bytes: int) -> DownloadResult:
         """Async :meth:`RivyaClient.download`."""
         return await self._run(self._core.download(url, sink, max_bytes))
+
+
+def _cap_timeouts(request: httpx.Request, budget: float) -> None:
+    """Cap each of ``request``'s httpx timeouts (pool, connect, read, write) at ``budget``.
+
+    The blocking client cannot cancel a send, so this bounds each wait; the core checks the
+    request's deadline between two reads of the body.
+    """
+    timeouts = dict(request.extensions.get("timeout") or {})
+    for phase in ("connect", "read", "write", "pool"):
+        current = timeouts.get(phase)
+        timeouts[phase] = budget if current is None else min(current, budget)
+    request.extensions["timeout"] = timeouts
+
+
+async def _next_chunk(chunks: Any) -> bytes:
+    return bytes(await anext(chunks, b""))
+
+
+async def _within(step: Awaitable[T], budget: float | None, request: httpx.Request) -> T:
+    """``await step``, cancelled after ``budget`` seconds (pool wait and trickling answers
+    included) with an ``httpx.TimeoutException``, which the core treats like any timeout."""
+    if budget is None:
+        return await step
+    try:
+        return await asyncio.wait_for(step, budget)
+    except asyncio.TimeoutError:
+        raise httpx.TimeoutException(
+            f"no complete answer within the request's deadline ({budget:.1f} s left)",
+            request=request,
+        ) from None

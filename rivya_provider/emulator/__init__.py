@@ -59,10 +59,11 @@ Test controls (loopback clients only, otherwise 403): ``GET /_emulator/health``,
 ``POST /_emulator/reset``, ``GET /_emulator/ledger``, ``GET /_emulator/requests``,
 ``GET /_emulator/generations``, ``GET|POST|DELETE /_emulator/faults``,
 ``GET|POST /_emulator/config``. A fault rule is ``{"path", "match": "prefix"|"exact",
-"method", "count", "action": "status"|"drop"|"drop_after"|"delay", "status", "code",
-"message", "retry_after", "delay"}``; it applies to API and media paths (never to the
+"method", "count", "action": "status"|"drop"|"drop_after"|"delay"|"trickle", "status",
+"code", "message", "retry_after", "delay"}``; it applies to API and media paths (never to the
 controls), before authentication, and ``drop_after`` processes the request before dropping the
-connection. See ``rivya_provider.testing`` for a client.
+connection. ``trickle`` answers normally but sends the body one byte every ``delay`` seconds
+(default 1): an answer that never times out per read. See ``rivya_provider.testing`` for a client.
 """
 
 from __future__ import annotations

@@ -139,6 +139,9 @@ class EmulatorApp:
             rule = self.state.take_fault(method, path)
             if rule is not None:
                 entry["fault"] = rule.action
+                if rule.action == "trickle":
+                    await self._inner(scope, receive, _trickling(send_logged, rule.delay or 1.0))
+                    return
                 if rule.delay:
                     await asyncio.sleep(rule.delay)
                 if rule.action == "status":
@@ -214,6 +217,25 @@ def _with_header(send: Send, header: tuple[bytes, bytes]) -> Send:
 
 async def _discard(message: Message) -> None:
     return None
+
+
+def _trickling(send: Send, interval: float) -> Send:
+    """``send``, with each response body sent one byte every ``interval`` seconds."""
+
+    async def trickle(message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        body = bytes(message.get("body", b""))
+        more = bool(message.get("more_body", False))
+        for index in range(len(body)):
+            await asyncio.sleep(interval)
+            last = index == len(body) - 1
+            await send({**message, "body": body[index : index + 1], "more_body": more or not last})
+        if not body:
+            await send(message)
+
+    return trickle
 
 
 async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:

@@ -33,7 +33,7 @@ FAULT_CODES: Mapping[int, str] = {
     429: "rate_limited",
     503: "public_api_disabled",
 }
-FAULT_ACTIONS = frozenset({"status", "drop", "drop_after", "delay"})
+FAULT_ACTIONS = frozenset({"status", "drop", "drop_after", "delay", "trickle"})
 
 
 @dataclasses.dataclass
