@@ -565,11 +565,12 @@ class ClientCore:
                 return self.build("POST", "/api/v1/files", data=fields, files=files)
 
             uploaded = yield from self.call_json(build, self._file, retry=prepared.rereadable)
+            sent_sha256 = prepared.sent_sha256
         finally:
             prepared.close()
         if uploaded.kind is None:
             uploaded = uploaded.model_copy(update={"kind": kind})
-        return uploaded.with_check(check)
+        return uploaded.with_check(check, sent_sha256)
 
     def get_file(self, file_id: str) -> Operation[UploadedFile]:
         """``GET /api/v1/files/{id}``."""

@@ -21,7 +21,7 @@ from collections.abc import Callable, Generator, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from rivya_provider.api.errors import RivyaValidationError
+from rivya_provider.api.errors import IdempotencyConflictError, RivyaValidationError
 from rivya_provider.api.models import MAX_CLIENT_REQUEST_ID, CreateResult, Generation
 
 if TYPE_CHECKING:
@@ -122,6 +122,7 @@ class Submission:
     :param round: how many fresh submissions followed failed replays (0: the first key).
     :param replayed: the create answer was a replay of an existing generation.
     :param reattached: found through ``previous`` with a GET; nothing was created.
+    :param series: the key series used when ``base_key``'s had met another body (a conflict).
     """
 
     generation: Generation
@@ -129,11 +130,12 @@ class Submission:
     round: int = 0
     replayed: bool = False
     reattached: bool = False
+    series: str | None = None
 
     @property
     def key(self) -> str:
         """The ``Idempotency-Key`` that created (or replayed) :attr:`generation`."""
-        return resubmission_key(self.base_key, self.round)
+        return resubmission_key(self.series or self.base_key, self.round)
 
     def record(self) -> dict[str, Any]:
         """Plain JSON to keep between calls (e.g. Airflow's task state store)."""
@@ -171,8 +173,26 @@ def submit_once(
             return Submission(earlier, base_key, saved[1], reattached=True)
         round_number = saved[1] + 1
     started = clock()
+    series = base_key
     while True:
-        created = yield from create(request, resubmission_key(base_key, round_number))
+        try:
+            created = yield from create(request, resubmission_key(series, round_number))
+        except IdempotencyConflictError:
+            if series != base_key:
+                raise
+            # The key names this work, but the API holds it with another body: the same work
+            # asked with other bytes on the wire (a reference re-uploaded under a new URL), and
+            # no record of its generation was kept. That generation cannot be found by key, so
+            # this body gets its own series: it is paid once more.
+            series = derive_idempotency_key(base_key, request.body_sha256())
+            log.warning(
+                "Idempotency key %s is held by the same work sent with another body (e.g. a "
+                "re-uploaded reference) and no record of its generation was kept (the task "
+                "state store needs Airflow 3.3); submitting under %s, which is paid again",
+                resubmission_key(base_key, round_number),
+                resubmission_key(series, round_number),
+            )
+            continue
         generation = created.generation
         if not generation.failed or not is_earlier_attempt(created, started):
             break
@@ -184,4 +204,10 @@ def submit_once(
             generation.id,
         )
         round_number += 1
-    return Submission(generation, base_key, round_number, replayed=created.replayed)
+    return Submission(
+        generation,
+        base_key,
+        round_number,
+        replayed=created.replayed,
+        series=None if series == base_key else series,
+    )

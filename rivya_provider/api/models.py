@@ -73,6 +73,9 @@ class ReferenceMediaItem(BaseModel):
     """One entry of ``params.referenceMediaItems`` (API keys are camelCase).
 
     Unknown keys given by users (e.g. ``file_id`` from an upload manifest) are ignored.
+    ``sha256`` (the content's digest, as :class:`RivyaFileUploadOperator` returns it) is never
+    sent: it stands for the file in idempotency keys, so a re-upload of the same bytes under a
+    new URL is still the same work.
     """
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
@@ -83,6 +86,7 @@ class ReferenceMediaItem(BaseModel):
     mime_type: str | None = Field(default=None, alias="mimeType")
     duration_seconds: float | None = Field(default=None, alias="durationSeconds")
     duration_token: str | None = Field(default=None, alias="durationToken")
+    sha256: str | None = Field(default=None, exclude=True, pattern=r"^[0-9a-f]{64}$")
 
     def to_api(self) -> dict[str, Any]:
         """The JSON object for the API: camelCase keys, unset fields omitted."""
@@ -146,11 +150,14 @@ class QwenImageParams(ModelParams):
     def _items_as_dicts(cls, value: Any) -> Any:
         # Accept ReferenceMediaItem / UploadedFile-derived objects as well as plain dicts.
         if isinstance(value, list):
-            return [
-                item.model_dump(by_alias=True) if isinstance(item, BaseModel) else item
-                for item in value
-            ]
+            return [_item_as_dict(item) if isinstance(item, BaseModel) else item for item in value]
         return value
+
+
+def _item_as_dict(item: BaseModel) -> dict[str, Any]:
+    data = item.model_dump(by_alias=True)
+    digest = getattr(item, "sha256", None)  # excluded from dumps (never sent), kept here
+    return {**data, "sha256": digest} if digest else data
 
 
 PARAMS_MODELS: dict[str, type[ModelParams]] = {"qwen-image": QwenImageParams}
@@ -172,6 +179,8 @@ class GenerationRequest(BaseModel):
     prompt: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     client_request_id: str | None = Field(default=None, max_length=MAX_CLIENT_REQUEST_ID)
+
+    _reference_sha256: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -210,6 +219,11 @@ class GenerationRequest(BaseModel):
                 exc, prefix="params", model=self.model, accepted=accepted_keys(spec)
             ) from None
         self.__dict__["params"] = typed.to_api()
+        self._reference_sha256 = {
+            item.url: item.sha256
+            for item in getattr(typed, "reference_media_items", [])
+            if isinstance(item, ReferenceMediaItem) and item.sha256
+        }
         return self
 
     def _check_prompt(self, spec: type[ModelParams]) -> None:
@@ -247,8 +261,34 @@ class GenerationRequest(BaseModel):
         ).encode()
 
     def body_sha256(self) -> str:
-        """Hex SHA-256 of :meth:`canonical_json` (input of idempotency keys)."""
+        """Hex SHA-256 of :meth:`canonical_json`: the exact body sent."""
         return hashlib.sha256(self.canonical_json()).hexdigest()
+
+    def content_sha256(self) -> str:
+        """Hex SHA-256 of the work asked for (input of idempotency keys).
+
+        As :meth:`body_sha256`, except that a reference whose content digest is known
+        (``sha256`` on the item) counts by that digest, not by its URL: re-uploading the same
+        bytes, which gives a new URL, does not make it new work.
+        """
+        body = self.to_api()
+        items = body.get("params", {}).get("referenceMediaItems")
+        if self._reference_sha256 and isinstance(items, list):
+            body["params"] = {
+                **body["params"],
+                "referenceMediaItems": [
+                    _content_addressed(item, self._reference_sha256) for item in items
+                ],
+            }
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _content_addressed(item: Any, digests: dict[str, str]) -> Any:
+    """A reference item with its URL replaced by ``sha256:<digest>`` when the digest is known."""
+    if isinstance(item, dict) and item.get("url") in digests:
+        return {**item, "url": f"sha256:{digests[item['url']]}"}
+    return item
 
 
 # -- response side -----------------------------------------------------------------------------
@@ -393,16 +433,23 @@ class UploadedFile(BaseModel):
     )
 
     _check: UploadCheck | None = PrivateAttr(default=None)
+    _sha256: str | None = PrivateAttr(default=None)
 
     @property
     def check(self) -> UploadCheck | None:
         """What the client checked locally before sending (``None`` when not uploaded here)."""
         return self._check
 
-    def with_check(self, check: UploadCheck) -> UploadedFile:
-        """A copy that remembers the local check of the uploaded bytes."""
+    @property
+    def sha256(self) -> str | None:
+        """Hex SHA-256 of the bytes uploaded (``None`` when not uploaded here)."""
+        return self._sha256
+
+    def with_check(self, check: UploadCheck, sha256: str | None = None) -> UploadedFile:
+        """A copy that remembers the local check, and the digest, of the uploaded bytes."""
         copy = self.model_copy()
         copy._check = check
+        copy._sha256 = sha256
         return copy
 
     def as_reference(self) -> ReferenceMediaItem:
@@ -414,6 +461,7 @@ class UploadedFile(BaseModel):
             mime_type=self.mime_type,
             duration_seconds=self.duration_seconds,
             duration_token=self.duration_token,
+            sha256=self._sha256,
         )
 
 

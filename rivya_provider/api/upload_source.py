@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import stat
@@ -92,6 +93,7 @@ class PreparedUpload:
         self._head = head
         self._owned = owned
         self._streams = 0
+        self.last_stream: UploadStream | None = None
 
     @classmethod
     def open(
@@ -206,7 +208,7 @@ class PreparedUpload:
         if not self.rereadable and self._streams:
             raise RuntimeError("a non-seekable upload source can be streamed only once")
         self._streams += 1
-        return UploadStream(
+        self.last_stream = UploadStream(
             self.raw,
             start=self._start,
             head=self._head,
@@ -214,6 +216,12 @@ class PreparedUpload:
             limit=self.check.max_bytes,
             kind=self.check.kind,
         )
+        return self.last_stream
+
+    @property
+    def sent_sha256(self) -> str | None:
+        """Hex SHA-256 of the bytes the last stream sent in full (None if none did)."""
+        return self.last_stream.sha256 if self.last_stream is not None else None
 
     def close(self) -> None:
         """Close the file if it was opened here (from a path); restore the position otherwise."""
@@ -262,6 +270,9 @@ class UploadStream:
         self._limit = limit
         self._kind = kind
         self._pos = 0
+        self._digest = hashlib.sha256()
+        self._hashed = 0  # bytes hashed, contiguous from the start of the window
+        self._ended = False
         if start is not None:
             seeker: Any = raw
             seeker.seek(start)
@@ -277,6 +288,11 @@ class UploadStream:
         chunk = self._read_raw(size)
         if not chunk and remaining:
             raise _refuse(f"ended after {self._pos} bytes while {self._size} were expected")
+        if not chunk or (self._size is not None and self._pos + len(chunk) >= self._size):
+            self._ended = True
+        if self._hashed == self._pos:
+            self._digest.update(chunk)
+            self._hashed += len(chunk)
         self._pos += len(chunk)
         if self._pos > self._limit:
             raise _refuse(
@@ -293,6 +309,12 @@ class UploadStream:
             data, self._pending = self._pending[:size], self._pending[size:]
             return data
         return self._raw.read(size)
+
+    @property
+    def sha256(self) -> str | None:
+        """Hex SHA-256 of the bytes sent, once the whole window was read in order (else None)."""
+        complete = self._ended and self._hashed == self._pos
+        return self._digest.hexdigest() if complete else None
 
     def tell(self) -> int:
         """Position inside the window."""
@@ -313,6 +335,8 @@ class UploadStream:
         seeker: Any = self._raw
         seeker.seek(self._start + max(0, target))
         self._pos = max(0, target)
+        if self._pos == 0:  # read again from the start: hash again from the start
+            self._digest, self._hashed, self._ended = hashlib.sha256(), 0, False
         return self._pos
 
 

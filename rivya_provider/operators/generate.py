@@ -217,7 +217,7 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
 
         if self.idempotency_key is not None:
             return check_idempotency_key(self.idempotency_key, series=True)
-        return derive_idempotency_key(airflow_identity(context), request.body_sha256())
+        return derive_idempotency_key(airflow_identity(context), request.content_sha256())
 
     def _refuse_uncallable_model(self, client: RivyaClient) -> None:
         """Fail before the create when the catalogue lists the model as not callable now."""

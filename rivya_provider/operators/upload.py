@@ -27,7 +27,10 @@ class RivyaFileUploadOperator(BaseOperator):
 
     Returns (XCom) the reference item in the API's shape: ``url``, ``kind``, ``name``,
     ``mimeType``, plus ``durationToken`` and ``file_id`` when known, so
-    ``RivyaGenerateImageOperator(reference_media_items=upload.output)`` needs no glue.
+    ``RivyaGenerateImageOperator(reference_media_items=upload.output)`` needs no glue. It also
+    carries ``sha256``, the digest of the bytes uploaded: the generate operator keys its
+    idempotency on it instead of the URL, so a re-run that uploads the same file again (a new
+    URL) reattaches to the generation it paid for instead of paying again.
 
     :param source: the file (templated): a local path, a ``file://`` URI, or any
         ``ObjectStoragePath`` URI (``s3://``, ``gs://``... when that filesystem is installed).
@@ -105,6 +108,9 @@ class RivyaFileUploadOperator(BaseOperator):
         item = uploaded.as_reference().to_api()
         if uploaded.id:
             item["file_id"] = uploaded.id
+        if uploaded.sha256:
+            # Stands for the file in the generation's idempotency key (never sent to the API).
+            item["sha256"] = uploaded.sha256
         return item
 
 

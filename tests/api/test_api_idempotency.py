@@ -6,6 +6,8 @@ emulator over loopback and reads the ledger.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
 from datetime import datetime, timezone
@@ -228,3 +230,54 @@ def test_a_generation_created_exactly_at_the_margin_is_not_an_earlier_attempt() 
     assert not is_earlier_attempt(CreateResult(at_margin), started)
     assert is_earlier_attempt(CreateResult(just_before), started)
     assert is_earlier_attempt(CreateResult(at_margin, replayed=True), started)
+
+
+QUICK_POLL = PollSchedule(first_delay=0.1, interval=0.2, max_interval=0.5)
+
+
+def _with_reference(url: str, sha256: str | None) -> GenerationRequest:
+    item: dict[str, Any] = {"url": url, "kind": "image"}
+    if sha256:
+        item["sha256"] = sha256
+    return GenerationRequest(model="qwen-image", prompt="p", params={"referenceMediaItems": [item]})
+
+
+def test_a_reference_with_a_digest_counts_by_its_content_not_its_url() -> None:
+    digest = hashlib.sha256(b"the same bytes").hexdigest()
+    first = _with_reference("https://cdn.example/a.png", digest)
+    reupload = _with_reference("https://cdn.example/b.png", digest)
+    other_bytes = _with_reference("https://cdn.example/b.png", "0" * 64)
+    assert first.content_sha256() == reupload.content_sha256()
+    assert first.body_sha256() != reupload.body_sha256()  # the wire body does differ
+    assert reupload.content_sha256() != other_bytes.content_sha256()
+    assert "sha256" not in json.dumps(first.to_api())  # never sent
+    no_digest = _with_reference("https://cdn.example/a.png", None)
+    assert no_digest.content_sha256() == no_digest.body_sha256()
+
+
+def test_the_same_work_with_another_body_gets_its_own_series_and_replays_in_it(
+    rivya_emulator: RivyaEmulator,
+) -> None:
+    """Without a record, the API holds the key with the first body (409): the second body gets
+    its own series (paid once more, with a warning), and asking again replays that one."""
+    digest = hashlib.sha256(b"ref").hexdigest()
+    base = f"reupload-{time.time()}"
+    config = ClientConfig(api_key=rivya_emulator.api_key, base_url=rivya_emulator.base_url)
+    with RivyaClient(config) as client:
+        first = client.submit_generation(_with_reference("http://127.0.0.1/a.png", digest), base)
+        second = client.submit_generation(_with_reference("http://127.0.0.1/b.png", digest), base)
+        again = client.submit_generation(_with_reference("http://127.0.0.1/b.png", digest), base)
+    assert first.series is None
+    assert first.key == base
+    assert second.series is not None
+    assert second.key == second.series != base
+    assert second.generation.id != first.generation.id
+    assert again.generation.id == second.generation.id
+    assert again.replayed
+    with RivyaClient(config) as client:
+        for generation_id in (first.generation.id, second.generation.id):
+            client.wait_for_generation(generation_id, time.time() + 30, poll=QUICK_POLL)
+    assert set(rivya_emulator.charges_by_generation()) == {
+        first.generation.id,
+        second.generation.id,
+    }
