@@ -38,8 +38,10 @@ BUDGET = 300.0
 # executor's "success" for the deferring try is drained after the task resumed, and the
 # scheduler fails the task ("state mismatch"). Seen here once with 1 s on 3.1.0.
 LATENCY = 5.0
-#: Seconds between the review waiting (deferred) and the answer: several scheduler loops.
+#: Seconds between the review waiting and the answer: several scheduler loops.
 REVIEWER_DELAY = 5.0
+#: A review waiting for its answer: deferred (3.1, 3.2), or Airflow 3.3's own HITL state.
+WAITING_STATES = ("deferred", "awaiting_input")
 
 
 def test_approval_example_publishes_the_chosen_candidate_on_a_real_airflow(
@@ -102,7 +104,7 @@ def test_approval_example_publishes_the_chosen_candidate_on_a_real_airflow(
                 run_state = _get(api, f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
                 assert run_state != "failed", _task_instances(api, DAG_ID, run_id)
                 states = {ti["task_id"]: ti["state"] for ti in _task_instances(api, DAG_ID, run_id)}
-                if states.get("review") != "deferred":
+                if states.get("review") not in WAITING_STATES:
                     return None
                 answer = api.get(hitl)
                 return answer.json() if answer.status_code == 200 else None
