@@ -13,6 +13,8 @@ from rivya_provider.api.polling import PollSchedule
 __all__ = ["DEFAULT_BASE_URL", "ClientConfig", "is_loopback_host"]
 
 DEFAULT_BASE_URL = "https://rivya.ai"
+#: Attempts of a call made with :meth:`ClientConfig.quick`.
+QUICK_ATTEMPTS = 2
 
 
 def is_loopback_host(host: str) -> bool:
@@ -71,6 +73,13 @@ class ClientConfig:
     def with_poll(self, poll: PollSchedule) -> ClientConfig:
         """A copy with another poll schedule."""
         return dataclasses.replace(self, poll=poll)
+
+    def quick(self) -> ClientConfig:
+        """A copy with a short retry budget (2 attempts, 2 s backoff at most), for calls that
+        must answer fast and may do without: a connection test, a catalogue lookup."""
+        return dataclasses.replace(
+            self, max_attempts=min(self.max_attempts, QUICK_ATTEMPTS), max_backoff=2.0
+        )
 
 
 def _check_api_key(value: object) -> str:

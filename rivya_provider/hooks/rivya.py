@@ -10,7 +10,6 @@ Connection fields: **password** holds the API key (``rvya_sk_...``); **host** th
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -217,10 +216,7 @@ class RivyaHook(BaseHook):
         """Call ``GET /api/v1/credits``; answer quickly (few retries)."""
         try:
             config = self.get_config()
-            quick = dataclasses.replace(
-                config, max_attempts=min(config.max_attempts, 2), max_backoff=2.0
-            )
-            with RivyaClient(quick) as client:
+            with RivyaClient(config.quick()) as client:
                 credits = client.get_credits()
         except RivyaError as exc:
             return False, f"{exc.code}: {exc.message}"

@@ -224,7 +224,9 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         from rivya_provider.api.catalogue import ModelCatalogue
         from rivya_provider.compat import AirflowFailException
 
-        status = ModelCatalogue(client.config.base_url).status(self.model, client.list_models)
+        # A short retry budget: an unreachable catalogue must not hold the task up for a minute.
+        lookup = client.quick().list_models
+        status = ModelCatalogue(client.config.base_url).status(self.model, lookup)
         if not status.callable:
             raise AirflowFailException(
                 f"model: {self.model} is listed with api_status {status.api_status!r}; only "

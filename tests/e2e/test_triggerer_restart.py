@@ -2,13 +2,15 @@
 
 The flagship DAG (1 generation) and the weekly marketing DAG (3 products, so 3 mapped
 generations) run with ``deferrable=True`` against the emulator, which takes 10 s per generation.
-Once a generation task is seen ``deferred`` through the REST API, the triggerer (its process tree)
-is killed with SIGKILL while the generations are still running, and a fresh triggerer is started.
-Every generation must complete, both DAG runs must succeed, and the emulator's ledger must show
-each generation reserved and charged exactly once (charges == generations, one generation id per
-task instance): a restart re-polls, it never re-submits.
+Two triggerers run at once, as in an HA deployment. Once the generation tasks are seen
+``deferred`` through the REST API, the triggerer holding most of their triggers (the trigger's
+``triggerer_id``) is killed with SIGKILL, process tree included, while the generations are still
+running; nothing is restarted. The surviving triggerer must adopt the orphaned triggers, every
+generation must complete, both DAG runs must succeed, and the emulator's ledger must show each
+generation reserved and charged exactly once (charges == generations, one generation id per
+task instance): a takeover re-polls, it never re-submits.
 
-Each Airflow component is its own process (so the triggerer can be killed alone), in a throwaway
+Each Airflow component is its own process (so a triggerer can be killed alone), in a throwaway
 ``AIRFLOW_HOME`` with SQLite and the LocalExecutor. ``simple_auth_manager_all_admins`` lets the
 test call ``/api/v2`` without a token. Every process started here is stopped by PID in a
 ``finally`` (SIGINT, then SIGKILL), children included.
@@ -45,6 +47,7 @@ BUDGET = 300.0  # the whole test, processes included
 GENERATE_DAG = "example_rivya_generate"
 MARKETING_DAG = "example_rivya_marketing_refresh"
 PRODUCTS = 3
+TRIGGERERS = ("triggerer-a", "triggerer-b")
 
 
 def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
@@ -95,7 +98,6 @@ def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
             procs.start("api-server", [airflow, "api-server", "--port", str(port)], env)
             procs.start("dag-processor", [airflow, "dag-processor"], env)
             procs.start("scheduler", [airflow, "scheduler"], env)
-            procs.start("triggerer", [airflow, "triggerer"], env)
             api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0)
 
             def api_up() -> bool:
@@ -105,6 +107,19 @@ def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
                     return False
 
             _wait_for("the api-server", api_up, remaining)
+
+            # -- two triggerers at once (HA), started one after the other to learn their job ids
+            triggerer_jobs: dict[int, str] = {}
+            for name in TRIGGERERS:
+                log_port = {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port())}
+                procs.start(name, [airflow, "triggerer"], {**env, **log_port})
+
+                def new_job() -> int | None:
+                    jobs = _get(api, "/api/v2/jobs", job_type="TriggererJob", is_alive=True)
+                    fresh = [j["id"] for j in jobs["jobs"] if j["id"] not in triggerer_jobs]
+                    return fresh[0] if fresh else None
+
+                triggerer_jobs[_wait_for(f"{name} to heartbeat", new_job, remaining)] = name
 
             def parsed() -> bool:
                 return all(
@@ -149,15 +164,27 @@ def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
                     limit=6.0,
                 )
             at_crash = deferred()
+
+            def triggers_by_triggerer() -> dict[str, int] | None:
+                held: dict[str, int] = {}
+                for dag_id, run_id in runs.items():
+                    for ti in _task_instances(api, dag_id, run_id):
+                        job = (ti.get("trigger") or {}).get("triggerer_id")
+                        if ti["state"] == "deferred" and job in triggerer_jobs:
+                            held[triggerer_jobs[job]] = held.get(triggerer_jobs[job], 0) + 1
+                return held or None
+
+            held = _wait_for("triggerers to hold the triggers", triggers_by_triggerer, remaining)
+            victim = max(held, key=lambda name: held[name])  # the one running the most
+            survivor = next(name for name in TRIGGERERS if name != victim)
             generations_at_crash = emulator.get("/_emulator/generations").json()
-            killed = procs.kill_now("triggerer")
+            killed = procs.kill_now(victim)
             timings["triggerer_killed"] = time.monotonic() - started
             running_at_crash = [
                 g for g in generations_at_crash if g["status"] in ("queued", "processing")
             ]
             assert running_at_crash, "the crash must land while generations are still running"
-            time.sleep(2)
-            procs.start("triggerer-2", [airflow, "triggerer"], env)
+            # No restart: the surviving triggerer adopts the dead one's triggers.
 
             # -- every run completes
             def finished() -> dict[str, str] | None:
@@ -205,7 +232,7 @@ def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
             images = sorted((home / "output").rglob("*.png"))
             assert len(images) == 1 + PRODUCTS, images
     except BaseException:
-        for name in dict.fromkeys([*procs.started, "triggerer", "triggerer-2"]):
+        for name in dict.fromkeys([*procs.started, *TRIGGERERS]):
             print(f"--- {name} log (tail) ---\n{procs.log_tail(name)}")
         raise
     finally:
@@ -214,5 +241,7 @@ def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
         print(f"\ne2e timings (s from start): {timings}; total {elapsed:.1f} s")
 
     print(f"deferred when the triggerer was killed: {at_crash} (first seen: {seen_deferred})")
-    print(f"killed triggerer PIDs {killed}; generations running then: {len(running_at_crash)}")
+    print(f"triggers held at the crash: {held}; killed {victim} (PIDs {killed})")
+    print(f"{survivor} adopted the orphaned triggers")
+    print(f"generations running at the crash: {len(running_at_crash)}")
     assert elapsed < BUDGET

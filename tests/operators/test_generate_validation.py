@@ -137,6 +137,31 @@ def test_a_model_the_catalogue_lists_as_coming_soon_is_refused_before_the_create
     assert rivya_airflow_conn.ledger()["entries"] == []
 
 
+def test_an_unreachable_catalogue_costs_two_quick_attempts_then_the_generation_goes_on(
+    rivya_airflow_conn: Any, tmp_path: Any
+) -> None:
+    """The catalogue lookup must not spend the full retry budget (5 attempts, about a minute)
+    before a generation the local rules allow."""
+    from rivya_provider.api.catalogue import ModelCatalogue
+    from rivya_provider.api.config import QUICK_ATTEMPTS
+
+    ModelCatalogue._memory.clear()
+    cache_file = ModelCatalogue(rivya_airflow_conn.base_url).cache_file
+    assert cache_file is not None
+    cache_file.unlink(missing_ok=True)
+    rivya_airflow_conn.inject_fault("/api/v1/models", status=503, count=10)
+    operator = RivyaGenerateImageOperator(
+        task_id="generate",
+        prompt="catalogue down",
+        deferrable=False,
+        poll_interval=0.2,
+        output_path=str(tmp_path),
+    )
+    manifest = operator.execute({"ti": FakeTaskInstance()})  # type: ignore[arg-type]
+    assert manifest["status"] == "succeeded"
+    assert len(rivya_airflow_conn.requests(path_prefix="/api/v1/models")) == QUICK_ATTEMPTS
+
+
 def test_default_retries_apply_unless_the_dag_author_sets_them() -> None:
     from datetime import datetime, timedelta
 
