@@ -2,6 +2,8 @@
 
 The flagship DAG (1 generation) and the weekly marketing DAG (3 products, so 3 mapped
 generations) run with ``deferrable=True`` against the emulator, which takes 10 s per generation.
+Afterwards the reference DAG (upload -> generate) runs, is cleared as a whole and runs again: the
+re-run uploads the reference again under a new URL, and still pays for one generation.
 Two triggerers run at once, as in an HA deployment. Once the generation tasks are seen
 ``deferred`` through the REST API, the triggerer holding most of their triggers (the trigger's
 ``triggerer_id``) is killed with SIGKILL, process tree included, while the generations are still
@@ -46,6 +48,7 @@ LATENCY = 10.0
 BUDGET = 300.0  # the whole test, processes included
 GENERATE_DAG = "example_rivya_generate"
 MARKETING_DAG = "example_rivya_marketing_refresh"
+REFERENCE_DAG = "example_rivya_reference"
 PRODUCTS = 3
 TRIGGERERS = ("triggerer-a", "triggerer-b")
 
@@ -54,7 +57,7 @@ def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
     started = time.monotonic()
     home = tmp_path / "airflow-home"
     (home / "dags").mkdir(parents=True)
-    for name in (f"{GENERATE_DAG}.py", f"{MARKETING_DAG}.py"):
+    for name in (f"{GENERATE_DAG}.py", f"{MARKETING_DAG}.py", f"{REFERENCE_DAG}.py"):
         shutil.copy2(EXAMPLES / name, home / "dags" / name)
     shutil.copytree(EXAMPLES / "assets", home / "dags" / "assets")
     logs = tmp_path / "logs"
@@ -124,14 +127,14 @@ def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
             def parsed() -> bool:
                 return all(
                     api.get(f"/api/v2/dags/{dag_id}").status_code == 200
-                    for dag_id in (GENERATE_DAG, MARKETING_DAG)
+                    for dag_id in (GENERATE_DAG, MARKETING_DAG, REFERENCE_DAG)
                 )
 
             _wait_for("both DAGs to be parsed", parsed, remaining)
             timings["ready"] = time.monotonic() - started
 
             # -- runs: the weekly DAG gets its scheduled run on unpause; the flagship is triggered
-            for dag_id in (GENERATE_DAG, MARKETING_DAG):
+            for dag_id in (GENERATE_DAG, MARKETING_DAG, REFERENCE_DAG):
                 api.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
             response = api.post(f"/api/v2/dags/{GENERATE_DAG}/dagRuns", json={"logical_date": None})
             response.raise_for_status()
@@ -231,6 +234,50 @@ def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
 
             images = sorted((home / "output").rglob("*.png"))
             assert len(images) == 1 + PRODUCTS, images
+            timings["crash_part_done"] = time.monotonic() - started
+
+            # -- a re-run of upload -> generate (Clear on the whole run, as in the UI) uploads the
+            #    reference again under a new URL and must still pay once (Airflow 3.3 state store)
+            response = api.post(
+                f"/api/v2/dags/{REFERENCE_DAG}/dagRuns", json={"logical_date": None}
+            )
+            response.raise_for_status()
+            reference_run = response.json()["dag_run_id"]
+            run_path = f"/api/v2/dags/{REFERENCE_DAG}/dagRuns/{reference_run}"
+
+            def reference_done(tries: int) -> str | None:
+                tis = _task_instances(api, REFERENCE_DAG, reference_run)
+                state = str(_get(api, run_path)["state"])
+                if state == "failed" or (
+                    state == "success" and all(ti["try_number"] >= tries for ti in tis)
+                ):
+                    return state
+                return None
+
+            first = _wait_for("the reference run", lambda: reference_done(1), remaining, 1.0)
+            assert first == "success"
+            api.post(
+                f"/api/v2/dags/{REFERENCE_DAG}/clearTaskInstances",
+                json={
+                    "dry_run": False,
+                    "dag_run_id": reference_run,
+                    "only_failed": False,
+                    "reset_dag_runs": True,
+                },
+            ).raise_for_status()
+            again = _wait_for(
+                "the cleared reference run", lambda: reference_done(2), remaining, 1.0
+            )
+            assert again == "success"
+            requests = emulator.get("/_emulator/requests").json()
+            uploads = [
+                r for r in requests if r["method"] == "POST" and r["path"] == "/api/v1/files"
+            ]
+            assert len(uploads) == 2  # the re-run did upload again
+            entries = emulator.get("/_emulator/ledger").json()["entries"]
+            new_reserves = [e for e in entries if e["type"] == "reserve"][len(reserves) :]
+            assert len(new_reserves) == 1, entries  # one generation for both runs of the task
+            timings["rerun_done"] = time.monotonic() - started
     except BaseException:
         for name in dict.fromkeys([*procs.started, *TRIGGERERS]):
             print(f"--- {name} log (tail) ---\n{procs.log_tail(name)}")
