@@ -56,6 +56,10 @@ class GenerationTaskMixin(_OperatorBase):
         """File extension hint when the server sends no content type."""
         return None
 
+    def output_name_hint(self) -> str | None:
+        """File-name stem of the stored images (``None``: the generation id)."""
+        return None
+
     def manifest_request_id(self, context: Context) -> str | None:
         """The ``client_request_id`` recorded in the manifest."""
         return None
@@ -73,9 +77,10 @@ class GenerationTaskMixin(_OperatorBase):
 
         :raises RivyaValidationError: naming the argument and the rule.
         """
-        from rivya_provider.storage import prepare_output_location
+        from rivya_provider.storage import check_output_name, prepare_output_location
 
         self.poll_schedule()
+        check_output_name(self.output_name_hint())
         prepare_output_location(self.output_path)
 
     def defer_until_terminal(self, generation_id: str, deadline: float) -> None:
@@ -126,7 +131,12 @@ class GenerationTaskMixin(_OperatorBase):
                 retryable=True,
             )
         images = store_images(
-            client, generation, self.output_path, self.output_format_hint(), self.log
+            client,
+            generation,
+            self.output_path,
+            self.output_format_hint(),
+            self.log,
+            name=self.output_name_hint(),
         )
         self.log.info(
             "Rivya generation %s succeeded: %s credits; %s",

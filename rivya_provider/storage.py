@@ -26,6 +26,7 @@ __all__ = [
     "InfoLogger",
     "as_storage_path",
     "build_manifest",
+    "check_output_name",
     "output_stem",
     "prepare_output_location",
     "store_images",
@@ -126,6 +127,22 @@ def output_stem(generation_id: str) -> str:
     return f"{cleaned}.{hashlib.sha256(generation_id.encode()).hexdigest()[:16]}"
 
 
+def check_output_name(name: object, field: str = "output_name") -> str | None:
+    """``name`` if it can be a file-name stem as given: 1 to 96 of ``A-Z a-z 0-9 _ -``.
+
+    :raises RivyaValidationError: naming ``field`` and the rule.
+    """
+    if name is None:
+        return None
+    if not isinstance(name, str) or not _SAFE_ID.fullmatch(name):
+        raise RivyaValidationError(
+            f"{field}: must be 1 to 96 characters of A-Z, a-z, 0-9, '_' and '-' (it names "
+            f"the stored files; got {name!r:.80})",
+            field=field,
+        )
+    return name
+
+
 def _hostname() -> str:
     """This machine as Airflow names it on task instances (``[core] hostname_callable``)."""
     from airflow.utils.net import get_hostname
@@ -172,8 +189,11 @@ def store_images(
     output_path: str | ObjectStoragePath | None,
     output_format: str | None,
     log: InfoLogger,
+    name: str | None = None,
 ) -> list[dict[str, Any]]:
     """Stream every result URL to ``output_path`` and describe each image (no bytes).
+
+    Files are named ``<name>_<n>.<ext>`` (``name`` defaults to the generation id).
 
     Each image is written under a temporary name in the same folder, checked by its magic bytes
     (a download that is not the expected image is tried again, then refused), then renamed to
@@ -195,7 +215,7 @@ def store_images(
         ]
     folder = as_storage_path(output_path)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = output_stem(generation.id)
+    stem = output_stem(name or generation.id)
     _remove_stale_parts(folder, stem, log)
     # A local file is on one machine: say which (object storage means the same everywhere).
     writer_host = _hostname() if folder.protocol in ("", "file", "local") else None

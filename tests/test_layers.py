@@ -78,6 +78,15 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "rivya_provider.testing",
         "rivya_provider.emulator",
     ),
+    "request_builder.py": (
+        "rivya_provider.operators",
+        "rivya_provider.sensors",
+        "rivya_provider.triggers",
+        "rivya_provider.generation_task",
+        "rivya_provider.hooks",
+        "rivya_provider.testing",
+        "rivya_provider.emulator",
+    ),
 }
 
 

@@ -8,6 +8,7 @@ nothing at DAG-parse time imports it: operators import the client inside ``execu
 from __future__ import annotations
 
 from rivya_provider.api import (
+    budget,
     catalogue,
     client,
     config,
@@ -20,6 +21,7 @@ from rivya_provider.api import (
     upload_source,
     uploads,
 )
+from rivya_provider.api.budget import *  # noqa: F403
 from rivya_provider.api.catalogue import *  # noqa: F403
 from rivya_provider.api.client import *  # noqa: F403
 from rivya_provider.api.config import *  # noqa: F403
@@ -35,6 +37,7 @@ from rivya_provider.api.uploads import *  # noqa: F403
 __all__ = [
     name
     for module in (
+        budget,
         catalogue,
         client,
         config,

@@ -76,13 +76,6 @@ class RivyaClient:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.config.base_url!r})"
 
-    def quick(self) -> RivyaClient:
-        """A client with the short retry budget of :meth:`ClientConfig.quick`, sharing this
-        one's connections (closing it closes nothing)."""
-        return RivyaClient(
-            self.config.quick(), self._http, sleep=self._sleep, clock=self._core.clock
-        )
-
     def __enter__(self) -> RivyaClient:
         return self
 

@@ -38,7 +38,8 @@ class ClientConfig:
 
     :param api_key: ``rvya_sk_...`` (may be empty for ``list_models`` only).
     :param base_url: API root; HTTPS unless the host is loopback (the local emulator).
-    :param timeout: seconds for connect, read, write and pool waits of one request.
+    :param timeout: seconds one request may take in all: the wait for a pool slot, connect,
+        the answer's headers and its whole body (capped by a generation's deadline).
     :param max_attempts: attempts per call, first one included, for retryable failures.
     :param max_backoff: most seconds one call may spend sleeping between attempts; also caps
         a single ``Retry-After``.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -55,6 +55,12 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         wait later with ``RivyaGenerationSensor``.
     :param client_request_id: trace id sent to Rivya (templated). Default: the Airflow identity.
     :param idempotency_key: override the derived ``Idempotency-Key`` (templated).
+    :param max_credits: fail before submitting when the estimated cost (the model's price from
+        the catalogue, else the documented table; qwen-image 4) is over this many credits.
+    :param check_balance: read the account's balance first and fail before submitting when
+        the estimate is over it.
+    :param output_name: file-name stem of the stored images (templated), e.g. a product key:
+        ``<output_name>_<n>.<ext>``. Default: the generation id.
     """
 
     template_fields: Sequence[str] = (
@@ -67,6 +73,7 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         "output_path",
         "client_request_id",
         "idempotency_key",
+        "output_name",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {
         "model_params": "json",
@@ -91,6 +98,9 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         wait_for_completion: bool = True,
         client_request_id: str | None = None,
         idempotency_key: str | None = None,
+        max_credits: int | None = None,
+        check_balance: bool = False,
+        output_name: str | None = None,
         retries: int | None = DEFAULT_RETRIES,
         retry_delay: timedelta | float = DEFAULT_RETRY_DELAY,
         **kwargs: Any,
@@ -110,6 +120,9 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         self.wait_for_completion = wait_for_completion
         self.client_request_id = client_request_id
         self.idempotency_key = idempotency_key
+        self.max_credits = max_credits
+        self.check_balance = check_balance
+        self.output_name = output_name
         self._last_status: str | None = None
 
     # -- execute ----------------------------------------------------------------------------
@@ -117,6 +130,7 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate, submit once (or reattach), then finish inline, wait, or defer."""
         from rivya_provider.airflow_errors import to_airflow_error
+        from rivya_provider.api.budget import check_before_create, check_max_credits
         from rivya_provider.api.errors import RivyaError
         from rivya_provider.storage import build_manifest
 
@@ -126,8 +140,15 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
             timeout = self._timeout_seconds()
             self.check_wait_settings()
             base_key = self._base_key(request, context)
+            max_credits = check_max_credits(self.max_credits)
             with self.rivya_hook().get_client() as client:
-                self._refuse_uncallable_model(client)
+                check_before_create(
+                    client,
+                    self.model,
+                    1,
+                    max_credits=max_credits,
+                    check_balance=bool(self.check_balance),
+                )
                 generation = self._submit(client, request, base_key, context)
                 context["ti"].xcom_push(key=GENERATION_ID_XCOM_KEY, value=generation.id)
                 if not self.wait_for_completion:
@@ -158,6 +179,10 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
 
         return self.client_request_id or client_request_id_for(airflow_identity(context))
 
+    def output_name_hint(self) -> str | None:
+        """The ``output_name`` argument (checked with the other wait settings)."""
+        return self.output_name
+
     def output_format_hint(self) -> str | None:
         """The requested format (argument, then ``model_params``; ``png`` for qwen-image)."""
         if self.output_format:
@@ -174,39 +199,16 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         return seconds("timeout", value, 0.0, above=True)
 
     def _build_request(self, client_request_id: str) -> GenerationRequest:
-        """Merge the arguments into one request and validate it locally; send nothing.
+        """The request from this task's arguments, validated locally; nothing is sent."""
+        from rivya_provider.request_builder import build_request
 
-        :raises RivyaValidationError: naming the argument (or the param) and the rule.
-        """
-        from rivya_provider.api.errors import RivyaValidationError
-        from rivya_provider.api.models import GenerationRequest
-
-        if self.model_params is not None and not isinstance(self.model_params, Mapping):
-            raise RivyaValidationError(
-                "model_params: must be a dict of model parameters (got "
-                f"{type(self.model_params).__name__} {self.model_params!r:.60})",
-                field="model_params",
-            )
-        params: dict[str, Any] = dict(self.model_params or {})
-        explicit = {
-            "image_size": self.image_size,
-            "output_format": self.output_format,
-            "referenceMediaItems": _as_item_list(self.reference_media_items),
-        }
-        for name, value in explicit.items():
-            if value is None:
-                continue
-            if name in params and params[name] != value:
-                raise RivyaValidationError(
-                    f"{_argument_name(name)}: given both as an argument ({value!r}) and in "
-                    f"model_params ({params[name]!r}); give it once",
-                    field=_argument_name(name),
-                )
-            params[name] = value
-        return GenerationRequest(
+        return build_request(
             model=self.model,
             prompt=self.prompt,
-            params=params,
+            image_size=self.image_size,
+            output_format=self.output_format,
+            model_params=self.model_params,
+            reference_media_items=self.reference_media_items,
             client_request_id=client_request_id,
         )
 
@@ -218,20 +220,6 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         if self.idempotency_key is not None:
             return check_idempotency_key(self.idempotency_key, series=True)
         return derive_idempotency_key(airflow_identity(context), request.content_sha256())
-
-    def _refuse_uncallable_model(self, client: RivyaClient) -> None:
-        """Fail before the create when the catalogue lists the model as not callable now."""
-        from rivya_provider.api.catalogue import ModelCatalogue
-        from rivya_provider.compat import AirflowFailException
-
-        # A short retry budget: an unreachable catalogue must not hold the task up for a minute.
-        lookup = client.quick().list_models
-        status = ModelCatalogue(client.config.base_url).status(self.model, lookup)
-        if not status.callable:
-            raise AirflowFailException(
-                f"model: {self.model} is listed with api_status {status.api_status!r}; only "
-                "'available' models take generations through the API"
-            )
 
     def _submit(
         self, client: RivyaClient, request: GenerationRequest, base_key: str, context: Context
@@ -273,24 +261,3 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         if self._last_status != generation.status:
             self._last_status = generation.status
             self.log.info("Rivya generation %s is %s", generation.id, generation.status)
-
-
-def _as_item_list(items: object) -> list[dict[str, Any]] | None:
-    """Accept one upload result or a list of them (``upload.output`` plugs straight in)."""
-    from rivya_provider.api.errors import RivyaValidationError
-
-    if items is None:
-        return None
-    if isinstance(items, Mapping):
-        return [dict(items)]
-    if isinstance(items, (list, tuple)) and all(isinstance(item, Mapping) for item in items):
-        return [dict(item) for item in items]
-    raise RivyaValidationError(
-        "reference_media_items: must be one item dict (what RivyaFileUploadOperator returns) "
-        f"or a list of them (got {type(items).__name__} {items!r:.60})",
-        field="reference_media_items",
-    )
-
-
-def _argument_name(param: str) -> str:
-    return "reference_media_items" if param == "referenceMediaItems" else param

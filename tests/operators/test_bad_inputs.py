@@ -106,6 +106,13 @@ GENERATE_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("idempotency-key-long", {"idempotency_key": "k" * 255}, "idempotency_key"),
     ("idempotency-key-non-ascii", {"idempotency_key": "clé"}, "idempotency_key"),
     ("idempotency-key-blank", {"idempotency_key": "  "}, "idempotency_key"),
+    ("max-credits-negative", {"max_credits": -1}, "max_credits"),
+    ("max-credits-text", {"max_credits": "100"}, "max_credits"),
+    ("max-credits-float", {"max_credits": 10.5}, "max_credits"),
+    ("output-name-slash", {"output_name": "../escape"}, "output_name"),
+    ("output-name-space", {"output_name": "sku 1"}, "output_name"),
+    ("output-name-empty", {"output_name": ""}, "output_name"),
+    ("output-name-number", {"output_name": 7}, "output_name"),
 ]
 
 # (id, the connection as the user stored it, the field the error must name)

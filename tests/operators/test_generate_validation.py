@@ -200,3 +200,46 @@ def test_a_success_without_results_is_never_green(rivya_airflow_conn: Any, tmp_p
         operator.execute_complete({"ti": FakeTaskInstance()}, event)  # type: ignore[arg-type]
     assert raised.value.retryable  # Airflow retries: the retry reattaches and asks again
     assert list(tmp_path.iterdir()) == []
+
+
+def _creates(emulator: Any) -> list[dict[str, Any]]:
+    return [r for r in emulator.requests("/api/v1/generations") if r["method"] == "POST"]
+
+
+def test_an_estimate_over_max_credits_fails_before_any_create(rivya_airflow_conn: Any) -> None:
+    operator = RivyaGenerateImageOperator(task_id="generate", prompt="p", max_credits=3)
+    with pytest.raises(AirflowFailException, match="max_credits") as raised:
+        operator.execute({"ti": FakeTaskInstance()})  # type: ignore[arg-type]
+    assert "1 x 4 = 4 credits" in str(raised.value)  # the price of qwen-image, and the cap
+    assert "cap of 3" in str(raised.value)
+    assert _creates(rivya_airflow_conn) == []
+    assert rivya_airflow_conn.ledger()["entries"] == []
+
+
+def test_check_balance_fails_up_front_when_the_balance_is_too_low(rivya_airflow_conn: Any) -> None:
+    rivya_airflow_conn.configure(credits=3)
+    operator = RivyaGenerateImageOperator(task_id="generate", prompt="p", check_balance=True)
+    with pytest.raises(AirflowFailException, match="check_balance") as raised:
+        operator.execute({"ti": FakeTaskInstance()})  # type: ignore[arg-type]
+    assert "balance of 3 credits" in str(raised.value)
+    assert _creates(rivya_airflow_conn) == []
+
+
+def test_within_budget_and_balance_the_generation_is_stored_under_its_output_name(
+    rivya_airflow_conn: Any, tmp_path: Any
+) -> None:
+    operator = RivyaGenerateImageOperator(
+        task_id="generate",
+        prompt="p",
+        max_credits=4,
+        check_balance=True,
+        output_name="sku-0042",
+        deferrable=False,
+        poll_interval=0.2,
+        output_path=str(tmp_path),
+    )
+    manifest = operator.execute({"ti": FakeTaskInstance()})  # type: ignore[arg-type]
+    assert [p.name for p in tmp_path.iterdir()] == ["sku-0042_0.png"]
+    assert manifest["images"][0]["path"].endswith("/sku-0042_0.png")
+    assert len(rivya_airflow_conn.requests("/api/v1/credits")) == 1
+    assert len(_creates(rivya_airflow_conn)) == 1
