@@ -1,13 +1,15 @@
-"""Refresh a product catalogue's marketing images every week, one generation per product.
+"""Refresh a product catalogue's marketing images every week: one batch task for all products.
 
 Use it for scheduled asset refreshes: a seasonal look for every product, regenerated weekly. The
 catalogue (``assets/products.json``) is read when the run starts, not when the file is parsed; one
-prompt per product is filled in from a template; ``.partial().expand()`` maps one generation per
-product. ``max_active_tis_per_dag`` keeps at most two generations in flight, inside the API's rate
-limits (a pool does the same across DAGs). Images land in a dated folder,
-``$RIVYA_OUTPUT_DIR/marketing/<ds>/``, beside an ``index.json`` that maps each SKU to its image.
+item per product (its SKU as the key, a prompt filled in from a template) goes to
+``RivyaBatchGenerateImagesOperator``, which checks every item and the estimated cost
+(``max_credits``) before anything is paid, submits each product once, waits for all of them in a
+single deferral, and stores ``<SKU>_0.png`` plus an ``index.jsonl`` (one line per product) in a
+dated folder, ``$RIVYA_OUTPUT_DIR/marketing/<ds>/``. One task, whatever the catalogue's size; for a
+handful of prompts, ``RivyaGenerateImageOperator.partial(...).expand(prompt=...)`` does too.
 
-The last task updates the Airflow Asset ``rivya_marketing_images``: schedule a downstream DAG on
+The batch task updates the Airflow Asset ``rivya_marketing_images``: schedule a downstream DAG on
 it (``schedule=[MARKETING_IMAGES]``) to publish the refreshed set as soon as it is ready.
 
 ``RIVYA_MARKETING_MAX_PRODUCTS`` (read at run time) caps how many products are refreshed.
@@ -21,7 +23,7 @@ from typing import Any
 
 from airflow.sdk import Asset, dag, task
 
-from rivya_provider.operators.generate import RivyaGenerateImageOperator
+from rivya_provider.operators.batch import RivyaBatchGenerateImagesOperator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CATALOGUE = os.path.join(HERE, "assets", "products.json")
@@ -34,6 +36,9 @@ PROMPT_TEMPLATE = (
 )
 SEASONS = {12: "Winter", 1: "Winter", 2: "Winter", 3: "Spring", 4: "Spring", 5: "Spring"}
 SEASONS.update({6: "Summer", 7: "Summer", 8: "Summer", 9: "Autumn", 10: "Autumn", 11: "Autumn"})
+
+#: A typo in a catalogue filter must not spend thousands of credits: 4 credits per image.
+MAX_CREDITS = 4 * 500
 
 MARKETING_IMAGES = Asset(name="rivya_marketing_images", uri=f"file://{MARKETING_DIR}")
 
@@ -59,47 +64,26 @@ def example_rivya_marketing_refresh() -> None:
         return products[: int(limit)] if limit else products
 
     @task
-    def build_prompts(products: list[dict[str, Any]], logical_date: Any = None) -> list[str]:
-        """One prompt per product, from PROMPT_TEMPLATE and the season of the run."""
+    def build_items(
+        products: list[dict[str, Any]], logical_date: Any = None
+    ) -> list[dict[str, str]]:
+        """One batch item per product: its SKU as the key, a prompt for the run's season."""
         when = logical_date or datetime.now(timezone.utc)
         season = SEASONS[when.month]
-        return [PROMPT_TEMPLATE.format(season=season, **product) for product in products]
+        return [
+            {"key": product["sku"], "prompt": PROMPT_TEMPLATE.format(season=season, **product)}
+            for product in products
+        ]
 
-    products = load_catalogue()
-    generate = RivyaGenerateImageOperator.partial(
-        task_id="generate_product_image",
+    RivyaBatchGenerateImagesOperator(
+        task_id="generate_product_images",
+        items=build_items(load_catalogue()),
         image_size="landscape_4_3",
         output_path=MARKETING_DIR + "/{{ ds }}",
         deferrable=True,
-        max_active_tis_per_dag=2,
-    ).expand(prompt=build_prompts(products))
-
-    @task(outlets=[MARKETING_IMAGES])
-    def write_index(
-        products: list[dict[str, Any]], manifests: list[dict[str, Any]], ds: str | None = None
-    ) -> str:
-        """Write ``index.json`` (SKU -> image) into the dated folder and update the Asset."""
-        import json
-
-        from airflow.sdk import ObjectStoragePath
-
-        folder = ObjectStoragePath(f"file://{MARKETING_DIR}/{ds}")
-        folder.mkdir(parents=True, exist_ok=True)
-        entries = [
-            {
-                "sku": product["sku"],
-                "name": product["name"],
-                "generation_id": manifest["generation_id"],
-                "images": [image["path"] for image in manifest["images"]],
-                "credits": manifest["final_credits"],
-            }
-            for product, manifest in zip(products, manifests, strict=True)
-        ]
-        index = folder / "index.json"
-        index.write_text(json.dumps({"ds": ds, "products": entries}, indent=2))
-        return str(index)
-
-    write_index(products, generate.output)
+        max_credits=MAX_CREDITS,
+        outlets=[MARKETING_IMAGES],
+    )
 
 
 example_rivya_marketing_refresh()

@@ -20,6 +20,7 @@ DAGS = ("example_rivya_reference", "example_rivya_marketing_refresh", "example_r
 COLOURS = {
     "RivyaGenerateImageOperator": "#f4e3ff",
     "RivyaFileUploadOperator": "#f4e3ff",
+    "RivyaBatchGenerateImagesOperator": "#f4e3ff",
     "HITLOperator": "#fff3c4",
 }
 

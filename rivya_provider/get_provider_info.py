@@ -36,6 +36,7 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Rivya",
                 "python-modules": [
+                    "rivya_provider.operators.batch",
                     "rivya_provider.operators.generate",
                     "rivya_provider.operators.upload",
                 ],
@@ -45,7 +46,13 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Rivya", "python-modules": ["rivya_provider.sensors.generation"]}
         ],
         "triggers": [
-            {"integration-name": "Rivya", "python-modules": ["rivya_provider.triggers.generation"]}
+            {
+                "integration-name": "Rivya",
+                "python-modules": [
+                    "rivya_provider.triggers.batch",
+                    "rivya_provider.triggers.generation",
+                ],
+            }
         ],
         "connection-types": [
             {
@@ -70,7 +77,7 @@ def get_provider_info() -> dict[str, Any]:
                             "default": 30.0,
                             "exclusiveMinimum": 0,
                         },
-                        "description": "Seconds allowed to connect, read or write one request.",
+                        "description": "Seconds for one whole request: pool wait, connect, answer.",
                     },
                     "max_attempts": {
                         "label": "Max attempts per request",

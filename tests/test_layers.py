@@ -78,6 +78,12 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "rivya_provider.testing",
         "rivya_provider.emulator",
     ),
+    "batch.py": (
+        "rivya_provider.operators",
+        "rivya_provider.sensors",
+        "rivya_provider.testing",
+        "rivya_provider.emulator",
+    ),
     "request_builder.py": (
         "rivya_provider.operators",
         "rivya_provider.sensors",

@@ -1,7 +1,8 @@
 """End to end on a real Airflow (scheduler, triggerer, dag-processor, api-server) and the emulator.
 
-The flagship DAG (1 generation) and the weekly marketing DAG (3 products, so 3 mapped
-generations) run with ``deferrable=True`` against the emulator, which takes 10 s per generation.
+The flagship DAG (1 generation) and the weekly marketing DAG (3 products in one batch task: 3
+generations behind one trigger) run with ``deferrable=True`` against the emulator, which takes
+10 s per generation.
 Afterwards the reference DAG (upload -> generate) runs, is cleared as a whole and runs again: the
 re-run uploads the reference again under a new URL, and still pays for one generation.
 Two triggerers run at once, as in an HA deployment. Once the generation tasks are seen
@@ -21,6 +22,7 @@ test call ``/api/v2`` without a token. Every process started here is stopped by 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -174,11 +176,14 @@ def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
                     for ti in _task_instances(api, dag_id, run_id):
                         job = (ti.get("trigger") or {}).get("triggerer_id")
                         if ti["state"] == "deferred" and job in triggerer_jobs:
-                            held[triggerer_jobs[job]] = held.get(triggerer_jobs[job], 0) + 1
-                return held or None
+                            # generations waited for: the batch's one trigger waits for all
+                            weight = PRODUCTS if ti["task_id"] == "generate_product_images" else 1
+                            held[triggerer_jobs[job]] = held.get(triggerer_jobs[job], 0) + weight
+                # Kill mid-batch: wait until a triggerer runs the batch's trigger.
+                return held if any(count >= PRODUCTS for count in held.values()) else None
 
-            held = _wait_for("triggerers to hold the triggers", triggers_by_triggerer, remaining)
-            victim = max(held, key=lambda name: held[name])  # the one running the most
+            held = _wait_for("a triggerer to run the batch", triggers_by_triggerer, remaining)
+            victim = max(held, key=lambda name: held[name])  # the one waiting for the most
             survivor = next(name for name in TRIGGERERS if name != victim)
             generations_at_crash = emulator.get("/_emulator/generations").json()
             killed = procs.kill_now(victim)
@@ -207,7 +212,21 @@ def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
             generation_ids: dict[str, str] = {}
             for dag_id, run_id in runs.items():
                 for ti in _task_instances(api, dag_id, run_id):
-                    if ti["task_id"] not in ("generate_image", "generate_product_image"):
+                    if ti["task_id"] == "generate_product_images":  # the batch: its index
+                        assert ti["state"] == "success", ti
+                        summary = _get(
+                            api,
+                            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/"
+                            "generate_product_images/xcomEntries/return_value",
+                        )["value"]
+                        summary = json.loads(summary) if isinstance(summary, str) else summary
+                        index = Path(summary["index"].removeprefix("file://"))
+                        for line in index.read_text().splitlines():
+                            item = json.loads(line)
+                            assert item["status"] == "succeeded", item
+                            generation_ids[f"{dag_id}.{item['key']}"] = item["generation_id"]
+                        continue
+                    if ti["task_id"] != "generate_image":
                         continue
                     assert ti["state"] == "success", ti
                     entry = _get(

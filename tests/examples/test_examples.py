@@ -29,6 +29,7 @@ PUBLIC_IMPORTS = (
     "airflow.providers.standard.operators.hitl",
     "rivya_provider.operators.generate",
     "rivya_provider.operators.upload",
+    "rivya_provider.operators.batch",
     "rivya_provider.sensors.generation",
 )
 
@@ -151,7 +152,7 @@ def test_reference_example_uploads_then_generates_with_it(
     assert blue > 100
 
 
-def test_marketing_example_maps_one_generation_per_product(
+def test_marketing_example_generates_one_image_per_product_in_one_batch_task(
     examples: Examples, rivya_airflow_conn: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RIVYA_MARKETING_MAX_PRODUCTS", "3")
@@ -159,19 +160,18 @@ def test_marketing_example_maps_one_generation_per_product(
     _success(dag_run, examples)
 
     states = examples.task_states(dag_run)
-    mapped = {key: state for key, state in states.items() if key[0] == "generate_product_image"}
-    assert sorted(index for _, index in mapped) == [0, 1, 2]
-    assert set(mapped.values()) == {"success"}
-
+    assert states[("generate_product_images", -1)] == "success"
+    summary = examples.xcom(dag_run, "generate_product_images")
+    assert summary["by_status"] == {"succeeded": 3}
     ds = dag_run.logical_date.strftime("%Y-%m-%d")
-    index_path = examples.output_dir / "marketing" / ds / "index.json"
-    assert _local(examples.xcom(dag_run, "write_index")) == index_path
-    index = json.loads(index_path.read_text())
-    assert [entry["sku"] for entry in index["products"]] == ["MUG-01", "LAMP-02", "BAG-03"]
-    for entry in index["products"]:
-        [path] = entry["images"]
-        assert _local(path).parent == index_path.parent
-        assert _local(path).is_file()
+    index_path = examples.output_dir / "marketing" / ds / "index.jsonl"
+    assert _local(summary["index"]) == index_path
+    index = [json.loads(line) for line in index_path.read_text().splitlines()]
+    assert [entry["key"] for entry in index] == ["MUG-01", "LAMP-02", "BAG-03"]
+    for entry in index:
+        [image] = entry["images"]
+        assert _local(image["path"]) == index_path.parent / f"{entry['key']}_0.png"
+        assert _local(image["path"]).is_file()
     prompts = sorted(g["prompt"] for g in rivya_airflow_conn.generations())
     assert len(prompts) == 3
     assert any("brass desk lamp" in prompt for prompt in prompts)

@@ -1,0 +1,393 @@
+"""RivyaBatchGenerateImagesOperator: hundreds to thousands of images in one task, paid once each."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+
+from airflow.sdk import BaseOperator
+
+from rivya_provider.airflow_errors import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
+from rivya_provider.compat import default_deferrable
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, ObjectStoragePath
+
+    from rivya_provider.api.client import RivyaClient
+    from rivya_provider.api.polling import PollSchedule
+    from rivya_provider.batch import ItemOutcome, PlannedItem
+    from rivya_provider.hooks.rivya import RivyaHook
+    from rivya_provider.triggers.batch import BatchEvent
+
+#: Key of the batch's submission records in the task state store (Airflow 3.3+).
+STATE_STORE_KEY = "rivya_batch"
+#: XCom key of what the resume needs: each item's generation id, refusals, reservations.
+STATE_XCOM_KEY = "rivya_batch_state"
+
+
+class RivyaBatchGenerateImagesOperator(BaseOperator):
+    """Generate one image set per item of a catalogue, in one task, each item paid at most once.
+
+    Every item is checked before anything is sent (one bad item fails the task naming its key and
+    field), the estimated cost is checked against ``max_credits`` (and the balance with
+    ``check_balance``), then every item is submitted under its own idempotency key (task identity,
+    item key, item content), ``max_concurrency`` at a time. One deferral waits for the whole
+    batch (GET-only polling in the triggerer). On resume every succeeded item's images are stored
+    as ``<output_path>/<key>_<n>.<ext>``, ``<output_path>/index.jsonl`` gets one line per item
+    (key, generation id, status, images, credits, error), and a small summary is returned.
+    Everything that succeeded is stored before the task decides: it fails (retryably: a retry
+    replays the paid items and resubmits the failed ones) only when the failed share is over
+    ``max_failed_fraction``.
+
+    :param items: the items (templated): a list of dicts (an upstream task's output works), or
+        the path or URI of a JSON Lines file. An item has ``prompt`` (required), ``key``
+        (optional, unique; names its files and its idempotency; 1-96 of ``A-Z a-z 0-9 _ -``;
+        default ``item-<position>``), and may override ``image_size``, ``output_format``,
+        ``model_params`` and ``reference_media_items``.
+    :param output_path: folder for the images and the index (templated, required): an absolute
+        local path or any ``ObjectStoragePath`` URI.
+    :param model: Rivya model id for every item (templated). Default ``qwen-image``.
+    :param image_size: default size preset of the items (templated).
+    :param output_format: default ``png`` or ``jpeg`` of the items (templated).
+    :param model_params: default extra model parameters of the items (templated).
+    :param reference_media_items: default reference item(s) of the items (templated).
+    :param rivya_conn_id: Airflow connection of type ``rivya``.
+    :param deferrable: wait in the triggerer instead of a worker slot. Defaults to
+        ``[operators] default_deferrable``.
+    :param timeout: how long to wait for the whole batch (``timedelta`` or seconds), made into an
+        absolute deadline once every item is submitted.
+    :param poll_interval: initial seconds between status checks of each generation; ``None`` uses
+        the connection's schedule.
+    :param max_failed_fraction: the share of items (0 to 1) that may end failed while the task
+        still succeeds. Default 0: any failure fails the task (after storing the rest).
+    :param max_credits: fail before submitting when the estimate for all items is over this.
+    :param check_balance: read the balance first; fail before submitting when the estimate is
+        over it.
+    :param max_concurrency: submissions and downloads in flight at once (1 to 64). Default 8.
+    """
+
+    template_fields: Sequence[str] = (
+        "items",
+        "output_path",
+        "model",
+        "image_size",
+        "output_format",
+        "model_params",
+        "reference_media_items",
+    )
+    template_fields_renderers: ClassVar[dict[str, str]] = {
+        "items": "json",
+        "model_params": "json",
+        "reference_media_items": "json",
+    }
+    ui_color = "#f4e3ff"
+
+    def __init__(
+        self,
+        *,
+        items: list[dict[str, Any]] | str | ObjectStoragePath,
+        output_path: str | ObjectStoragePath,
+        model: str = "qwen-image",
+        image_size: str | None = None,
+        output_format: str | None = None,
+        model_params: dict[str, Any] | None = None,
+        reference_media_items: dict[str, Any] | list[dict[str, Any]] | None = None,
+        rivya_conn_id: str = "rivya_default",
+        deferrable: bool = default_deferrable(),
+        timeout: timedelta | float = timedelta(hours=1),
+        poll_interval: float | None = None,
+        max_failed_fraction: float = 0.0,
+        max_credits: int | None = None,
+        check_balance: bool = False,
+        max_concurrency: int = 8,
+        retries: int | None = DEFAULT_RETRIES,
+        retry_delay: timedelta | float = DEFAULT_RETRY_DELAY,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(retries=retries, retry_delay=retry_delay, **kwargs)
+        self.items = items
+        self.output_path = output_path
+        self.model = model
+        self.image_size = image_size
+        self.output_format = output_format
+        self.model_params = model_params
+        self.reference_media_items = reference_media_items
+        self.rivya_conn_id = rivya_conn_id
+        self.deferrable = deferrable
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self.max_failed_fraction = max_failed_fraction
+        self.max_credits = max_credits
+        self.check_balance = check_balance
+        self.max_concurrency = max_concurrency
+
+    def rivya_hook(self) -> RivyaHook:
+        """The hook of this task's ``rivya_conn_id``."""
+        from rivya_provider.hooks.rivya import RivyaHook
+
+        return RivyaHook(rivya_conn_id=self.rivya_conn_id)
+
+    # -- execute ----------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Check everything, submit every item once, then wait (deferred or inline) and store."""
+        from rivya_provider.airflow_errors import to_airflow_error
+        from rivya_provider.api.budget import check_before_create, check_max_credits
+        from rivya_provider.api.errors import RivyaError
+        from rivya_provider.compat import task_state_store
+        from rivya_provider.storage import prepare_output_location
+
+        try:
+            planned = self._plan()
+            timeout = self._timeout_seconds()
+            schedule = self._poll_schedule()
+            fraction = self._failed_fraction()
+            max_credits = check_max_credits(self.max_credits)
+            concurrency = self._concurrency()
+            if self.output_path is None:
+                self._refuse("output_path", "is required for a batch (images and index.jsonl)")
+            prepare_output_location(self.output_path)
+            with self.rivya_hook().get_client() as client:
+                estimate = check_before_create(
+                    client,
+                    self.model,
+                    len(planned),
+                    max_credits=max_credits,
+                    check_balance=bool(self.check_balance),
+                )
+                store = task_state_store(context)
+                previous = (store.get(STATE_STORE_KEY) if store is not None else None) or {}
+                outcomes = self._submit(client, planned, context, previous, concurrency, store)
+                ids = [outcomes[item.key].generation_id for item in planned]
+                deadline = time.time() + timeout
+                state = {
+                    "ids": ids,
+                    "plan": _plan_digest(planned),
+                    "estimate": estimate.describe(),
+                    "errors": {
+                        str(p): outcomes[i.key].error
+                        for p, i in enumerate(planned)
+                        if outcomes[i.key].error
+                    },
+                    "reserved": [outcomes[item.key].reserved_credits for item in planned],
+                }
+                waiting = [gid for gid in ids if gid]
+                # Kept for the resume in XCom (the same try reads it back), not in the defer's
+                # kwargs: dag.test() replaces those with the event.
+                context["ti"].xcom_push(key=STATE_XCOM_KEY, value=state)
+                if waiting and self.deferrable:
+                    self._defer(waiting, deadline, schedule)
+                event = self._wait_inline(waiting, deadline, schedule)
+                return self._finish(client, planned, state, event, fraction, concurrency)
+        except RivyaError as exc:
+            raise to_airflow_error(exc) from exc
+
+    def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
+        """Resume after the trigger: store what succeeded, write the index, decide."""
+        from rivya_provider.airflow_errors import to_airflow_error
+        from rivya_provider.api.errors import RivyaError
+        from rivya_provider.triggers.batch import BatchEvent
+
+        try:
+            parsed = BatchEvent.parse(event)
+            ti = context["ti"]
+            state = ti.xcom_pull(task_ids=ti.task_id, key=STATE_XCOM_KEY, map_indexes=ti.map_index)
+            if not isinstance(state, dict):
+                raise RivyaError(
+                    "the batch's submissions were not found in XCom on resume; a retry replays",
+                    code="invalid_event",
+                    retryable=True,
+                )
+            planned = self._plan()
+            if state.get("plan") != _plan_digest(planned):
+                raise RivyaError(
+                    "items: the items rendered on resume are not the ones submitted (the file "
+                    "or upstream output changed while the batch waited)",
+                    code="validation_failed",
+                )
+            with self.rivya_hook().get_client() as client:
+                return self._finish(
+                    client,
+                    planned,
+                    state,
+                    parsed,
+                    self._failed_fraction(),
+                    self._concurrency(),
+                )
+        except RivyaError as exc:
+            raise to_airflow_error(exc) from exc
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _refuse(self, field: str, rule: str) -> NoReturn:
+        from rivya_provider.api.errors import RivyaValidationError
+
+        raise RivyaValidationError(f"{field}: {rule}", field=field)
+
+    def _plan(self) -> list[PlannedItem]:
+        from rivya_provider.batch import BatchDefaults, load_items, plan_items
+
+        defaults = BatchDefaults(
+            model=self.model,
+            image_size=self.image_size,
+            output_format=self.output_format,
+            model_params=self.model_params,
+            reference_media_items=self.reference_media_items,
+        )
+        return plan_items(load_items(self.items), defaults)
+
+    def _timeout_seconds(self) -> float:
+        from rivya_provider.api.polling import seconds
+
+        value = self.timeout
+        if isinstance(value, timedelta):
+            value = value.total_seconds()
+        return seconds("timeout", value, 0.0, above=True)
+
+    def _poll_schedule(self) -> PollSchedule | None:
+        from rivya_provider.api.polling import PollSchedule
+
+        return None if self.poll_interval is None else PollSchedule.every(self.poll_interval)
+
+    def _failed_fraction(self) -> float:
+        value = self.max_failed_fraction
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            self._refuse("max_failed_fraction", f"must be a number from 0 to 1 (got {value!r})")
+        return float(value)
+
+    def _concurrency(self) -> int:
+        value = self.max_concurrency
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
+            self._refuse("max_concurrency", f"must be a whole number from 1 to 64 (got {value!r})")
+        return int(value)
+
+    def _submit(
+        self,
+        client: RivyaClient,
+        planned: list[PlannedItem],
+        context: Context,
+        previous: dict[str, Any],
+        concurrency: int,
+        store: Any,
+    ) -> dict[str, ItemOutcome]:
+        """Every item's submission (created, replayed or reattached), as outcomes by key."""
+        from rivya_provider.api.errors import RivyaError
+        from rivya_provider.api.idempotency import derive_idempotency_key
+        from rivya_provider.batch import ItemOutcome, submit_items
+        from rivya_provider.generation_task import airflow_identity
+
+        identity = airflow_identity(context)
+
+        def base_key(item: PlannedItem) -> str:
+            return derive_idempotency_key(f"{identity}/{item.key}", item.request.content_sha256())
+
+        results = submit_items(client, planned, base_key, previous, concurrency)
+        outcomes: dict[str, ItemOutcome] = {}
+        records: dict[str, Any] = {}
+        for item in planned:
+            result = results[item.key]
+            if isinstance(result, RivyaError):
+                outcomes[item.key] = ItemOutcome(
+                    item.key,
+                    status="refused",
+                    error={"code": result.code, "message": result.message},
+                )
+                continue
+            records[item.key] = result.record()
+            generation = result.generation
+            outcomes[item.key] = ItemOutcome(
+                item.key,
+                generation_id=generation.id,
+                status=generation.status,
+                reserved_credits=generation.reserved_credits,
+            )
+        if store is not None:
+            store.set(STATE_STORE_KEY, records)
+        created = sum(1 for r in results.values() if not isinstance(r, RivyaError))
+        self.log.info(
+            "Submitted %d of %d items (%d refused by the API)",
+            created,
+            len(planned),
+            len(planned) - created,
+        )
+        return outcomes
+
+    def _defer(
+        self,
+        generation_ids: list[str],
+        deadline: float,
+        schedule: PollSchedule | None,
+    ) -> None:
+        from rivya_provider.triggers.batch import RivyaBatchTrigger
+
+        self.defer(
+            trigger=RivyaBatchTrigger(
+                generation_ids=generation_ids,
+                deadline=deadline,
+                rivya_conn_id=self.rivya_conn_id,
+                poll=schedule.to_dict() if schedule is not None else None,
+            ),
+            method_name="execute_complete",
+        )
+
+    def _wait_inline(
+        self, generation_ids: list[str], deadline: float, schedule: PollSchedule | None
+    ) -> BatchEvent:
+        import asyncio
+
+        from rivya_provider.triggers.batch import BatchEvent, wait_for_all
+
+        if not generation_ids:
+            return BatchEvent(status="complete")
+
+        async def wait() -> BatchEvent:
+            async with self.rivya_hook().async_client(poll=schedule) as client:
+                return await wait_for_all(client, generation_ids, deadline)
+
+        return asyncio.run(wait())
+
+    def _finish(
+        self,
+        client: RivyaClient,
+        planned: list[PlannedItem],
+        state: dict[str, Any],
+        event: BatchEvent,
+        max_failed_fraction: float,
+        concurrency: int,
+    ) -> dict[str, Any]:
+        """Store what succeeded, write the index, then succeed or fail by the failed share."""
+        from rivya_provider.api.errors import RivyaError
+        from rivya_provider.batch import (
+            outcomes_after_wait,
+            store_outcomes,
+            summarize,
+            write_index,
+        )
+
+        outcomes = outcomes_after_wait(planned, state, event)
+        store_outcomes(client, planned, outcomes, self.output_path, concurrency, self.log)
+        ordered = [outcomes[item.key] for item in planned]
+        index = write_index(self.output_path, ordered)
+        summary = summarize(ordered, index, state.get("estimate"))
+        self.log.info("Rivya batch: %s; index %s", summary["by_status"], index)
+        bad = sum(1 for o in ordered if o.status != "succeeded")
+        if ordered and bad / len(ordered) > max_failed_fraction:
+            raise RivyaError(
+                f"{bad} of {len(ordered)} items did not succeed ({summary['by_status']}), over "
+                f"max_failed_fraction {max_failed_fraction:g}; every success is stored and "
+                f"listed in {index}. A retry replays the paid items and resubmits the failed.",
+                code="batch_failed",
+                retryable=True,
+            )
+        return summary
+
+
+def _plan_digest(planned: Sequence[PlannedItem]) -> str:
+    """Names the items submitted (keys and contents), to recognise them on resume."""
+    digest = hashlib.sha256()
+    for item in planned:
+        digest.update(f"{item.key}\n{item.request.content_sha256()}\n".encode())
+    return digest.hexdigest()
