@@ -9,6 +9,7 @@ for long jobs. The default schedule is 2, 5, 7.5, 11.25, 15, 15, ... seconds. A 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -24,11 +25,14 @@ MIN_POLL_INTERVAL = 0.1
 def seconds(
     field: str, value: object, minimum: float = 0.0, *, above: bool = False, unit: str = "seconds"
 ) -> float:
-    """``value`` as a finite number of seconds ``>= minimum`` (``> minimum`` when ``above``).
+    """``value`` (a number or a ``timedelta``) as finite seconds ``>= minimum`` (``> minimum``
+    when ``above``).
 
     :raises RivyaValidationError: naming ``field`` and the rule (``nan``, ``inf``, text, ``None``
         and booleans are refused).
     """
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
     rule = f"a finite number{f' of {unit}' if unit else ''} {'>' if above else '>='} {minimum:g}"
     number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
     if (

@@ -137,12 +137,13 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         from rivya_provider.airflow_errors import to_airflow_error
         from rivya_provider.api.budget import check_before_create, check_max_credits
         from rivya_provider.api.errors import RivyaError
+        from rivya_provider.api.polling import seconds
         from rivya_provider.compat import task_state_store
         from rivya_provider.storage import prepare_output_location
 
         try:
             planned = self._plan()
-            timeout = self._timeout_seconds()
+            timeout = seconds("timeout", self.timeout, 0.0, above=True)
             schedule = self._poll_schedule()
             fraction = self._failed_fraction()
             max_credits = check_max_credits(self.max_credits)
@@ -238,14 +239,6 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
             reference_media_items=self.reference_media_items,
         )
         return plan_items(load_items(self.items), defaults)
-
-    def _timeout_seconds(self) -> float:
-        from rivya_provider.api.polling import seconds
-
-        value = self.timeout
-        if isinstance(value, timedelta):
-            value = value.total_seconds()
-        return seconds("timeout", value, 0.0, above=True)
 
     def _poll_schedule(self) -> PollSchedule | None:
         from rivya_provider.api.polling import PollSchedule

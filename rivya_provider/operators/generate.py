@@ -132,12 +132,13 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         from rivya_provider.airflow_errors import to_airflow_error
         from rivya_provider.api.budget import check_before_create, check_max_credits
         from rivya_provider.api.errors import RivyaError
+        from rivya_provider.api.polling import seconds
         from rivya_provider.storage import build_manifest
 
         client_request_id = self.manifest_request_id(context)
         try:
             request = self._build_request(client_request_id)
-            timeout = self._timeout_seconds()
+            timeout = seconds("timeout", self.timeout, 0.0, above=True)
             self.check_wait_settings()
             base_key = self._base_key(request, context)
             max_credits = check_max_credits(self.max_credits)
@@ -189,14 +190,6 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
             return self.output_format
         value = (self.model_params or {}).get("output_format")
         return str(value) if value else ("png" if self.model == "qwen-image" else None)
-
-    def _timeout_seconds(self) -> float:
-        from rivya_provider.api.polling import seconds
-
-        value = self.timeout
-        if isinstance(value, timedelta):
-            value = value.total_seconds()
-        return seconds("timeout", value, 0.0, above=True)
 
     def _build_request(self, client_request_id: str) -> GenerationRequest:
         """The request from this task's arguments, validated locally; nothing is sent."""
