@@ -105,6 +105,15 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Max poll interval (s)",
                         "schema": {"type": ["number", "null"], "default": 15.0, "minimum": 0},
                     },
+                    "max_requests_per_second": {
+                        "label": "Max requests per second",
+                        "schema": {
+                            "type": ["number", "null"],
+                            "default": 10.0,
+                            "exclusiveMinimum": 0,
+                        },
+                        "description": "This process's pace for the account; halves on a 429.",
+                    },
                 },
             }
         ],

@@ -57,6 +57,7 @@ from rivya_provider.api.models import (
     UploadedFile,
 )
 from rivya_provider.api.polling import PollSchedule, next_delay
+from rivya_provider.api.ratelimit import shared_budget
 from rivya_provider.api.upload_source import PreparedUpload
 from rivya_provider.api.uploads import UploadSource
 
@@ -109,6 +110,8 @@ class ClientCore:
         self._timeout = httpx.Timeout(config.timeout).as_dict()
         base = httpx.URL(config.base_url)
         self._origin = (base.scheme, base.host, base.port or _default_port(base.scheme))
+        rate = config.max_requests_per_second
+        self.budget = shared_budget(config.base_url, config.api_key, rate, clock) if rate else None
 
     # -- building ------------------------------------------------------------------------------
 
@@ -193,6 +196,7 @@ class ClientCore:
             action = retrying.iter(state)
             if isinstance(action, tenacity.DoAttempt):
                 request = build()
+                yield from self._pace(request, deadline)
                 end = self._attempt_end(deadline)
                 try:
                     result = yield from self._attempt(request, stream, follow_redirects, end)
@@ -227,9 +231,24 @@ class ClientCore:
             end = min(end, max(deadline, now + MIN_ATTEMPT_SECONDS))
         return end
 
+    def _pace(self, request: httpx.Request, deadline: float | None) -> Operation[None]:
+        """Wait for this process's request budget for the account (:mod:`.ratelimit`), at most
+        until the caller's ``deadline``; requests to other hosts (media) are not paced."""
+        if self.budget is None or not self.is_api_origin(request.url):
+            return
+        wait = self.budget.reserve()
+        while wait > 0:
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - self.clock()))
+                if wait <= 0:
+                    return
+            yield Sleep(wait)
+            wait = self.budget.blocked_for()
+
     def _attempt(
         self, request: httpx.Request, stream: bool, follow_redirects: bool, end: float
     ) -> Operation[httpx.Response]:
+        sent_at = self.budget.now() if self.budget is not None else None
         try:
             budget = self._budget(request, end)
             response: httpx.Response = yield Send(request, True, follow_redirects, budget)
@@ -240,7 +259,14 @@ class ClientCore:
         if response.is_success:
             return response
         body = yield from self._read_error_body(response)
-        raise self._error(response, body)
+        error = self._error(response, body)
+        if response.status_code == 429 and self.budget and self.is_api_origin(request.url):
+            # Slow the whole process down; a Retry-After counts up to max_backoff, as for retries.
+            retry_after = error.retry_after
+            if retry_after is not None:
+                retry_after = min(retry_after, self.config.max_backoff)
+            self.budget.throttled(retry_after, sent_at)
+        raise error
 
     def _budget(self, request: httpx.Request, end: float) -> float:
         """Seconds left until ``end``; past it, the request timed out as a whole.

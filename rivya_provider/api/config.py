@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from rivya_provider.api.errors import RivyaValidationError
 from rivya_provider.api.polling import PollSchedule
+from rivya_provider.api.ratelimit import DEFAULT_REQUESTS_PER_SECOND
 
 __all__ = ["DEFAULT_BASE_URL", "ClientConfig", "is_loopback_host"]
 
@@ -44,6 +45,9 @@ class ClientConfig:
     :param max_backoff: most seconds one call may spend sleeping between attempts; also caps
         a single ``Retry-After``.
     :param poll: schedule of :meth:`wait_for_generation`.
+    :param max_requests_per_second: this process's request budget for the account (shared by
+        every client with the same base URL and key; it halves on a 429 and grows back);
+        ``None``: no budget.
     """
 
     api_key: str = dataclasses.field(repr=False)
@@ -52,6 +56,7 @@ class ClientConfig:
     max_attempts: int = 5
     max_backoff: float = 60.0
     poll: PollSchedule = dataclasses.field(default_factory=PollSchedule)
+    max_requests_per_second: float | None = DEFAULT_REQUESTS_PER_SECOND
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "api_key", _check_api_key(self.api_key))
@@ -67,6 +72,17 @@ class ClientConfig:
         if not isinstance(self.max_backoff, (int, float)) or not 0 <= self.max_backoff < math.inf:
             raise _refuse(
                 "max_backoff", f"must be a number of seconds >= 0 (got {self.max_backoff!r})"
+            )
+        rate = self.max_requests_per_second
+        if rate is not None and (
+            isinstance(rate, bool)
+            or not isinstance(rate, (int, float))
+            or not math.isfinite(rate)
+            or rate <= 0
+        ):
+            raise _refuse(
+                "max_requests_per_second",
+                f"must be a number of requests per second > 0, or None (got {rate!r})",
             )
         if not isinstance(self.poll, PollSchedule):
             raise _refuse("poll", f"must be a PollSchedule (got {type(self.poll).__name__})")

@@ -54,6 +54,7 @@ EXTRA_FIELDS: Mapping[str, tuple[str, Callable[[Any], Any]]] = {
     "poll_interval": ("interval", float),
     "poll_factor": ("factor", float),
     "poll_max_interval": ("max_interval", float),
+    "max_requests_per_second": ("max_requests_per_second", float),
 }
 
 

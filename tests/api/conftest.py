@@ -18,7 +18,9 @@ def fake_time() -> FakeTime:
 
 @pytest.fixture
 def config() -> ClientConfig:
-    return ClientConfig(api_key=API_KEY, base_url=BASE_URL)
+    """No request budget: these tests count the retry policy's sleeps; the budget's own sleeps
+    are tested (and switched on) in ``test_api_ratelimit.py``."""
+    return ClientConfig(api_key=API_KEY, base_url=BASE_URL, max_requests_per_second=None)
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -74,12 +74,14 @@ def test_extras_map_to_config_and_poll_schedule() -> None:
         "poll_interval": "4",
         "poll_factor": 2,
         "extra__rivya__poll_max_interval": "40",  # prefixed form (older connection forms)
+        "max_requests_per_second": "25",
         "unrelated": "ignored",
         "max_attempts_note": "",
     }
     config = _config(extra, host=BASE_URL, password=KEY)
     assert (config.timeout, config.max_attempts, config.max_backoff) == (12.5, 3, 20.0)
     assert config.poll == PollSchedule(first_delay=1, interval=4, factor=2, max_interval=40)
+    assert config.max_requests_per_second == 25.0
 
 
 @pytest.mark.parametrize(
@@ -96,6 +98,8 @@ def test_extras_map_to_config_and_poll_schedule() -> None:
         ({"poll_interval": 0}, "extra.poll_interval"),
         ({"poll_max_interval": 0}, "extra.poll_max_interval"),
         ({"poll_first_delay": -1}, "extra.poll_first_delay"),
+        ({"max_requests_per_second": 0}, "extra.max_requests_per_second"),
+        ({"max_requests_per_second": "many"}, "extra.max_requests_per_second"),
         ('{"timeout": 30,}', "extra"),
         ("[1, 2]", "extra"),
     ],
