@@ -1,3 +1,4 @@
+# Over 400 lines: one item lifecycle (load, plan, submit, outcomes, store, index), a step each.
 """Catalogue-scale generation in one task: items -> a checked plan -> submissions -> stored images.
 
 The rules of :class:`~rivya_provider.operators.batch.RivyaBatchGenerateImagesOperator`, kept out of
@@ -25,7 +26,13 @@ from rivya_provider.api.errors import (
     RivyaError,
     RivyaValidationError,
 )
-from rivya_provider.storage import as_storage_path, check_output_name, store_images
+from rivya_provider.storage import (
+    as_storage_path,
+    check_output_name,
+    output_stem,
+    remove_stale_parts,
+    store_images,
+)
 
 if TYPE_CHECKING:
     from rivya_provider.api.client import RivyaClient
@@ -98,6 +105,7 @@ class ItemOutcome:
     reserved_credits: int | None = None
     final_credits: int | None = None
     error: dict[str, Any] | None = None
+    created_at: float | None = None  # epoch seconds; for the first status check, not indexed
 
     def line(self) -> dict[str, Any]:
         """The JSON object written to ``index.jsonl``."""
@@ -237,6 +245,31 @@ def submit_items(
     return results
 
 
+def submitted_outcomes(
+    planned: Sequence[PlannedItem], results: Mapping[str, Submission | RivyaError]
+) -> tuple[dict[str, ItemOutcome], dict[str, Any]]:
+    """Each item's outcome after submission (``refused`` with the API's error, or its
+    generation), and the submission records to keep for a retry, by key."""
+    outcomes: dict[str, ItemOutcome] = {}
+    records: dict[str, Any] = {}
+    for item in planned:
+        result = results[item.key]
+        if isinstance(result, RivyaError):
+            error = {"code": result.code, "message": result.message}
+            outcomes[item.key] = ItemOutcome(item.key, status="refused", error=error)
+            continue
+        records[item.key] = result.record()
+        generation = result.generation
+        outcomes[item.key] = ItemOutcome(
+            item.key,
+            generation_id=generation.id,
+            status=generation.status,
+            reserved_credits=generation.reserved_credits,
+            created_at=generation.created_epoch,
+        )
+    return outcomes, records
+
+
 def outcomes_after_wait(
     planned: Sequence[PlannedItem], state: Mapping[str, Any], event: BatchEvent
 ) -> dict[str, ItemOutcome]:
@@ -325,6 +358,7 @@ def store_outcomes(
     cannot be stored gets status ``store_failed`` with the error; the others are unaffected.
     """
     folder = as_storage_path(output_path)
+    remove_stale_parts(folder, [output_stem(item.key) for item in planned], task_log)
 
     def store(item: PlannedItem) -> None:
         outcome = outcomes[item.key]
@@ -344,7 +378,13 @@ def store_outcomes(
                     code="invalid_response",
                 )
             outcome.images = store_images(
-                client, generation, folder, item.output_format, task_log, name=item.key
+                client,
+                generation,
+                folder,
+                item.output_format,
+                task_log,
+                name=item.key,
+                clean_stale_parts=False,
             )
             _remember_stored(folder, item.key, generation.id, outcome.images)
         except RivyaError as exc:

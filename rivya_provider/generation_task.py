@@ -83,8 +83,18 @@ class GenerationTaskMixin(_OperatorBase):
         check_output_name(self.output_name_hint())
         prepare_output_location(self.output_path)
 
-    def defer_until_terminal(self, generation_id: str, deadline: float) -> None:
-        """Hand the wait to :class:`RivyaGenerationTrigger`; resume in :meth:`execute_complete`."""
+    def defer_until_terminal(
+        self,
+        generation_id: str,
+        deadline: float,
+        model: str | None = None,
+        created_at: float | None = None,
+    ) -> None:
+        """Hand the wait to :class:`RivyaGenerationTrigger`; resume in :meth:`execute_complete`.
+
+        ``model`` and ``created_at`` (epoch seconds), when known, let the trigger make its first
+        check near the expected completion.
+        """
         from rivya_provider.triggers.generation import RivyaGenerationTrigger
 
         schedule = self.poll_schedule()
@@ -94,6 +104,8 @@ class GenerationTaskMixin(_OperatorBase):
                 deadline=deadline,
                 rivya_conn_id=self.rivya_conn_id,
                 poll=schedule.to_dict() if schedule is not None else None,
+                model=model,
+                created_at=created_at,
             ),
             method_name="execute_complete",
         )

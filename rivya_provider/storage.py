@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import uuid
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.sdk import ObjectStoragePath
@@ -150,11 +151,16 @@ def _hostname() -> str:
     return str(get_hostname())
 
 
-def _remove_stale_parts(folder: ObjectStoragePath, stem: str, log: InfoLogger) -> None:
-    """Temporary files an earlier, killed try left for this generation's images."""
-    for stale in folder.glob(f".{stem}_*.part"):
-        log.info("Removing %s, left by an interrupted earlier try", stale)
-        stale.unlink()
+def remove_stale_parts(folder: ObjectStoragePath, stems: Collection[str], log: InfoLogger) -> None:
+    """Remove the temporary files (``.<stem>_<n>.<random>.part``) an earlier, killed try left
+    for these stems: one listing of the folder for them all (a batch of 1,000 items would
+    otherwise list a growing folder 1,000 times; on object storage, 1,000 LIST requests)."""
+    wanted = set(stems)
+    for stale in folder.glob(".*.part"):
+        stem = stale.name[1:].rsplit(".", 2)[0].rpartition("_")[0]
+        if stem in wanted:
+            log.info("Removing %s, left by an interrupted earlier try", stale)
+            stale.unlink()
 
 
 def _checked_image_type(downloaded: DownloadResult, output_format: str | None, url: str) -> str:
@@ -190,6 +196,8 @@ def store_images(
     output_format: str | None,
     log: InfoLogger,
     name: str | None = None,
+    *,
+    clean_stale_parts: bool = True,
 ) -> list[dict[str, Any]]:
     """Stream every result URL to ``output_path`` and describe each image (no bytes).
 
@@ -198,7 +206,9 @@ def store_images(
     Each image is written under a temporary name in the same folder, checked by its magic bytes
     (a download that is not the expected image is tried again, then refused), then renamed to
     ``<stem>_<n>.<ext>``: readers never see a half-written file, nor a web page named ``.png``.
-    ``None`` keeps URLs only.
+    ``None`` keeps URLs only. Temporary files a killed earlier try left for this name are
+    removed first, unless ``clean_stale_parts`` is off (the caller did it for many names at
+    once with :func:`remove_stale_parts`).
     """
     urls = generation.result_urls
     if output_path is None:
@@ -216,7 +226,8 @@ def store_images(
     folder = as_storage_path(output_path)
     folder.mkdir(parents=True, exist_ok=True)
     stem = output_stem(name or generation.id)
-    _remove_stale_parts(folder, stem, log)
+    if clean_stale_parts:
+        remove_stale_parts(folder, [stem], log)
     # A local file is on one machine: say which (object storage means the same everywhere).
     writer_host = _hostname() if folder.protocol in ("", "file", "local") else None
     images: list[dict[str, Any]] = []

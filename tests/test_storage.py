@@ -12,7 +12,7 @@ import pytest
 
 from rivya_provider.api.errors import RivyaError
 from rivya_provider.api.models import DownloadResult, Generation
-from rivya_provider.storage import output_stem, store_images
+from rivya_provider.storage import as_storage_path, output_stem, remove_stale_parts, store_images
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 100
 JPEG = b"\xff\xd8\xff\xe0" + b"\0" * 100
@@ -102,6 +102,26 @@ def test_parts_left_by_an_interrupted_try_are_removed(tmp_path: Path) -> None:
     client = FakeClient({"u": [(PNG, "image/png")]})
     store_images(client, _generation("task_1", "u"), str(tmp_path), "png", LOG)  # type: ignore[arg-type]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other_0.0123abcd.part", "task_1_0.png"]
+
+
+def test_stale_parts_of_many_names_go_in_one_listing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in (".sku-1_0.aa.part", ".sku-1_12.bb.part", ".sku-10_0.cc.part", ".a_b_0.dd.part"):
+        (tmp_path / name).write_bytes(b"half")
+    (tmp_path / "sku-1_0.png").write_bytes(PNG)
+    folder = as_storage_path(str(tmp_path))
+    listings: list[str] = []
+    original = type(folder).glob
+
+    def counting_glob(self: Any, pattern: str) -> Any:
+        listings.append(pattern)
+        return original(self, pattern)
+
+    monkeypatch.setattr(type(folder), "glob", counting_glob)
+    remove_stale_parts(folder, ["sku-1", "a_b", "missing"], LOG)
+    assert len(listings) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".sku-10_0.cc.part", "sku-1_0.png"]
 
 
 def test_a_local_file_records_the_host_that_wrote_it(

@@ -56,7 +56,7 @@ from rivya_provider.api.models import (
     GenerationRequest,
     UploadedFile,
 )
-from rivya_provider.api.polling import PollSchedule, next_delay
+from rivya_provider.api.polling import PollSchedule, durations, learned_delay, next_delay
 from rivya_provider.api.ratelimit import shared_budget
 from rivya_provider.api.upload_source import PreparedUpload
 from rivya_provider.api.uploads import UploadSource
@@ -505,11 +505,16 @@ class ClientCore:
         deadline: float,
         on_status: Callable[[Generation], None] | None = None,
         poll: PollSchedule | None = None,
+        *,
+        model: str | None = None,
+        created_at: float | None = None,
     ) -> Operation[Generation]:
         """Poll until terminal: return it if succeeded, raise if failed or at the deadline.
 
         Transient errors (retryable ones, after the call's own retries) never end the wait;
-        a ``Retry-After`` they carry replaces the next scheduled delay.
+        a ``Retry-After`` they carry replaces the next scheduled delay. Scheduled checks
+        before the expected completion (``created_at`` + the model's running median, once
+        known) are skipped, at most ``max_interval`` at a time (:func:`.learned_delay`).
         """
         if not isinstance(deadline, (int, float)) or not math.isfinite(deadline):
             raise RivyaValidationError(
@@ -522,7 +527,11 @@ class ClientCore:
         warned: set[str] = set()
         attempt = 0
         while True:
-            delay = next_delay(schedule, attempt, retry_after, deadline, self.clock())
+            now = self.clock()
+            delay = next_delay(schedule, attempt, retry_after, deadline, now)
+            if retry_after is None:
+                expected = self._expected_done(model, created_at)
+                delay = min(learned_delay(schedule, delay, expected, now), max(0.0, deadline - now))
             attempt += 1
             if delay > 0:
                 yield Sleep(delay)
@@ -537,6 +546,11 @@ class ClientCore:
                 )
             else:
                 last_error, retry_after = None, None
+                model = model or generation.model
+                if created_at is None:
+                    created_at = generation.created_epoch
+                if generation.succeeded and generation.result_urls:
+                    self._learn_duration(generation)  # failures are no guide to success
                 if generation.status != last_status:
                     last_status = generation.status
                     if on_status is not None:
@@ -559,6 +573,19 @@ class ClientCore:
                     )
             if self.clock() >= deadline:
                 raise GenerationTimeoutError(generation_id, last_status) from last_error
+
+    def _expected_done(self, model: str | None, created_at: float | None) -> float | None:
+        """Epoch seconds when a generation of ``model`` created at ``created_at`` should be
+        done, from this process's running median (``None``: not known yet)."""
+        if model is None or created_at is None:
+            return None
+        expected = durations.expected(self.config.base_url, model)
+        return None if expected is None else created_at + expected
+
+    def _learn_duration(self, generation: Generation) -> None:
+        duration = generation.duration
+        if generation.model is not None and duration is not None:
+            durations.observe(self.config.base_url, generation.model, duration)
 
     def upload_file(
         self,

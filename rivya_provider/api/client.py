@@ -158,17 +158,29 @@ class RivyaClient:
         on_status: Callable[[Generation], None] | None = None,
         *,
         poll: PollSchedule | None = None,
+        model: str | None = None,
+        created_at: float | None = None,
     ) -> Generation:
         """Poll until ``succeeded`` (returned); raise on ``failed`` or at ``deadline``.
+
+        Checks the schedule would make before the generation is expected done (the running
+        median of its model in this process, :data:`.polling.durations`) are skipped.
 
         :param deadline: absolute, epoch seconds (``time.time()``).
         :param on_status: called once per status change, the first status included.
         :param poll: schedule override (default: the config's); ``first_delay`` is the wait
             before the first check.
+        :param model: the generation's model, when known before the first check.
+        :param created_at: when it was created (epoch seconds), when known before the first
+            check; with ``model``, even the first check waits for the expected completion.
         :raises GenerationFailedError: the generation failed.
         :raises GenerationTimeoutError: the deadline passed first.
         """
-        return self._run(self._core.wait_for_generation(generation_id, deadline, on_status, poll))
+        return self._run(
+            self._core.wait_for_generation(
+                generation_id, deadline, on_status, poll, model=model, created_at=created_at
+            )
+        )
 
     def upload_file(
         self,
@@ -308,10 +320,14 @@ class AsyncRivyaClient:
         on_status: Callable[[Generation], None] | None = None,
         *,
         poll: PollSchedule | None = None,
+        model: str | None = None,
+        created_at: float | None = None,
     ) -> Generation:
         """Async :meth:`RivyaClient.wait_for_generation`."""
         return await self._run(
-            self._core.wait_for_generation(generation_id, deadline, on_status, poll)
+            self._core.wait_for_generation(
+                generation_id, deadline, on_status, poll, model=model, created_at=created_at
+            )
         )
 
     async def upload_file(

@@ -9,6 +9,7 @@ the rule. Responses are tolerant: unknown fields are kept, undocumented ones are
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import hashlib
 import json
@@ -332,6 +333,20 @@ class GenerationErrorInfo(BaseModel):
     message: str = ""
 
 
+def epoch_seconds(timestamp: str | None) -> float | None:
+    """An ISO 8601 timestamp (``2026-05-11T00:00:00.000Z``; no zone means UTC) as epoch
+    seconds, or ``None`` when it is absent or not one."""
+    if not timestamp:
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed.timestamp()
+
+
 class Generation(BaseModel):
     """A generation (Rivya's "task"), as returned by create and status calls.
 
@@ -350,6 +365,20 @@ class Generation(BaseModel):
     updated_at: str | None = None
     result: GenerationResult | None = None
     error: GenerationErrorInfo | None = None
+
+    @property
+    def created_epoch(self) -> float | None:
+        """``created_at`` as epoch seconds (``None``: absent or not a timestamp)."""
+        return epoch_seconds(self.created_at)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from ``created_at`` to ``updated_at`` (server clock both): how long a
+        finished generation took; ``None`` when either is missing or they are out of order."""
+        created, updated = epoch_seconds(self.created_at), epoch_seconds(self.updated_at)
+        if created is None or updated is None or updated < created:
+            return None
+        return updated - created
 
     @property
     def finished(self) -> bool:

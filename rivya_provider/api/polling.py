@@ -8,15 +8,26 @@ for long jobs. The default schedule is 2, 5, 7.5, 11.25, 15, 15, ... seconds. A 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import math
+import statistics
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 from rivya_provider.api.errors import RivyaValidationError
 
-__all__ = ["MIN_POLL_INTERVAL", "PollSchedule", "next_delay", "seconds"]
+__all__ = [
+    "MIN_POLL_INTERVAL",
+    "DurationLog",
+    "PollSchedule",
+    "durations",
+    "learned_delay",
+    "next_delay",
+    "seconds",
+]
 
 #: The floor of any interval between two status checks: no setting can flood the API.
 MIN_POLL_INTERVAL = 0.1
@@ -141,3 +152,69 @@ def next_delay(
     if deadline is not None:
         delay = min(delay, deadline - now)
     return max(0.0, delay)
+
+
+#: Finished generations remembered per model for the running median.
+DURATION_SAMPLES = 51
+#: Finished generations of a model seen before its median is used.
+MIN_DURATION_SAMPLES = 3
+#: Aim this share past the median (and at least ``EXPECTED_SLACK_SECONDS`` past it): a check
+#: right at the median finds half the generations still running.
+EXPECTED_SLACK_SHARE = 0.05
+EXPECTED_SLACK_SECONDS = 0.25
+
+
+class DurationLog:
+    """How long generations took, per API and model, learned in this process (thread-safe).
+
+    Every finished generation a client of the process waits for adds its duration (server
+    ``updated_at - created_at``); :meth:`expected` is the running median of the last
+    :data:`DURATION_SAMPLES`, once :data:`MIN_DURATION_SAMPLES` were seen.
+    """
+
+    def __init__(self) -> None:
+        self._samples: dict[tuple[str, str], collections.deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, base_url: str, model: str, seconds: float) -> None:
+        """Remember that a generation of ``model`` took ``seconds``."""
+        if not math.isfinite(seconds) or seconds < 0:
+            return
+        with self._lock:
+            samples = self._samples.setdefault(
+                (base_url, model), collections.deque(maxlen=DURATION_SAMPLES)
+            )
+            samples.append(seconds)
+
+    def expected(self, base_url: str, model: str) -> float | None:
+        """Seconds a generation of ``model`` is expected to take (``None``: not learned yet)."""
+        with self._lock:
+            samples = self._samples.get((base_url, model))
+            if samples is None or len(samples) < MIN_DURATION_SAMPLES:
+                return None
+            median = statistics.median(samples)
+        return median + max(EXPECTED_SLACK_SECONDS, median * EXPECTED_SLACK_SHARE)
+
+    def clear(self) -> None:
+        """Forget everything (test fixtures start each test from the shared schedule)."""
+        with self._lock:
+            self._samples.clear()
+
+
+#: The process's log: every client of a worker or triggerer learns into it.
+durations = DurationLog()
+
+
+def learned_delay(
+    schedule: PollSchedule, scheduled: float, expected_done: float | None, now: float
+) -> float:
+    """The wait before a check, given that the generation is expected done at
+    ``expected_done`` (epoch seconds; ``None``: unknown).
+
+    Checks the schedule would make before then are skipped: wait until ``expected_done``,
+    but never longer than the schedule's ``max_interval`` at a time, so a generation that
+    finishes early is seen at most ``max_interval`` late (the schedule's own worst case).
+    """
+    if expected_done is None or expected_done - now <= scheduled:
+        return scheduled
+    return max(scheduled, min(expected_done - now, schedule.max_interval))

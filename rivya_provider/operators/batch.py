@@ -175,13 +175,19 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
                     },
                     "reserved": [outcomes[item.key].reserved_credits for item in planned],
                 }
-                waiting = [gid for gid in ids if gid]
+                submitted = [outcomes[item.key] for item in planned]
+                waiting = [o.generation_id for o in submitted if o.generation_id]
+                created = [
+                    None if o.created_at is None else round(o.created_at, 1)
+                    for o in submitted
+                    if o.generation_id
+                ]
                 # Kept for the resume in XCom (the same try reads it back), not in the defer's
                 # kwargs: dag.test() replaces those with the event.
                 context["ti"].xcom_push(key=STATE_XCOM_KEY, value=state)
                 if waiting and self.deferrable:
-                    self._defer(waiting, deadline, schedule)
-                event = self._wait_inline(waiting, deadline, schedule)
+                    self._defer(waiting, deadline, schedule, created)
+                event = self._wait_inline(waiting, deadline, schedule, created)
                 return self._finish(client, planned, state, event, fraction, concurrency)
         except RivyaError as exc:
             raise to_airflow_error(exc) from exc
@@ -267,9 +273,8 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         store: Any,
     ) -> dict[str, ItemOutcome]:
         """Every item's submission (created, replayed or reattached), as outcomes by key."""
-        from rivya_provider.api.errors import RivyaError
         from rivya_provider.api.idempotency import derive_idempotency_key
-        from rivya_provider.batch import ItemOutcome, submit_items
+        from rivya_provider.batch import submit_items, submitted_outcomes
         from rivya_provider.generation_task import airflow_identity
 
         identity = airflow_identity(context)
@@ -278,28 +283,10 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
             return derive_idempotency_key(f"{identity}/{item.key}", item.request.content_sha256())
 
         results = submit_items(client, planned, base_key, previous, concurrency)
-        outcomes: dict[str, ItemOutcome] = {}
-        records: dict[str, Any] = {}
-        for item in planned:
-            result = results[item.key]
-            if isinstance(result, RivyaError):
-                outcomes[item.key] = ItemOutcome(
-                    item.key,
-                    status="refused",
-                    error={"code": result.code, "message": result.message},
-                )
-                continue
-            records[item.key] = result.record()
-            generation = result.generation
-            outcomes[item.key] = ItemOutcome(
-                item.key,
-                generation_id=generation.id,
-                status=generation.status,
-                reserved_credits=generation.reserved_credits,
-            )
+        outcomes, records = submitted_outcomes(planned, results)
         if store is not None:
             store.set(STATE_STORE_KEY, records)
-        created = sum(1 for r in results.values() if not isinstance(r, RivyaError))
+        created = len(records)
         self.log.info(
             "Submitted %d of %d items (%d refused by the API)",
             created,
@@ -313,6 +300,7 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         generation_ids: list[str],
         deadline: float,
         schedule: PollSchedule | None,
+        created_at: list[float | None],
     ) -> None:
         from rivya_provider.triggers.batch import RivyaBatchTrigger
 
@@ -322,12 +310,18 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
                 deadline=deadline,
                 rivya_conn_id=self.rivya_conn_id,
                 poll=schedule.to_dict() if schedule is not None else None,
+                model=self.model,
+                created_at=created_at,
             ),
             method_name="execute_complete",
         )
 
     def _wait_inline(
-        self, generation_ids: list[str], deadline: float, schedule: PollSchedule | None
+        self,
+        generation_ids: list[str],
+        deadline: float,
+        schedule: PollSchedule | None,
+        created_at: list[float | None],
     ) -> BatchEvent:
         import asyncio
 
@@ -338,7 +332,9 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
 
         async def wait() -> BatchEvent:
             async with self.rivya_hook().async_client(poll=schedule) as client:
-                return await wait_for_all(client, generation_ids, deadline)
+                return await wait_for_all(
+                    client, generation_ids, deadline, model=self.model, created_at=created_at
+                )
 
         return asyncio.run(wait())
 

@@ -160,12 +160,16 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
                 if not generation.finished:
                     deadline = time.time() + timeout
                     if self.deferrable:
-                        self.defer_until_terminal(generation.id, deadline)
+                        self.defer_until_terminal(
+                            generation.id, deadline, generation.model, generation.created_epoch
+                        )
                     generation = client.wait_for_generation(
                         generation.id,
                         deadline=deadline,
                         on_status=self._log_status,
                         poll=self.poll_schedule(),
+                        model=generation.model,
+                        created_at=generation.created_epoch,
                     )
                 return self.finish(client, generation, context)
         except RivyaError as exc:

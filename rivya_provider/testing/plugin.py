@@ -53,8 +53,13 @@ def rivya_emulator_session(pytestconfig: pytest.Config) -> Iterator[RivyaEmulato
 
 @pytest.fixture
 def rivya_emulator(rivya_emulator_session: RivyaEmulator) -> RivyaEmulator:
-    """The session emulator, reset to its startup state before the test."""
+    """The session emulator, reset to its startup state before the test; this process's
+    learned generation durations are forgotten too, so each test polls from the shared schedule
+    (an earlier test's latency would otherwise set its first check)."""
+    from rivya_provider.api.polling import durations
+
     rivya_emulator_session.reset()
+    durations.clear()
     return rivya_emulator_session
 
 

@@ -61,13 +61,29 @@ class BatchEvent(BaseModel):
 
 
 async def wait_for_all(
-    client: AsyncRivyaClient, generation_ids: Sequence[str], deadline: float
+    client: AsyncRivyaClient,
+    generation_ids: Sequence[str],
+    deadline: float,
+    *,
+    model: str | None = None,
+    created_at: Sequence[float | None] | None = None,
 ) -> BatchEvent:
-    """Wait for every generation (concurrently, GETs only) until terminal or ``deadline``."""
+    """Wait for every generation (concurrently, GETs only) until terminal or ``deadline``.
+
+    With ``model`` and each generation's ``created_at`` (epoch seconds, in the same order), each
+    first check waits for that generation's expected completion once the model's duration is
+    learned in this process.
+    """
+    created = list(created_at or [])
 
     async def one(position: int, generation_id: str) -> tuple[int, str, Any]:
         try:
-            await client.wait_for_generation(generation_id, deadline=deadline)
+            await client.wait_for_generation(
+                generation_id,
+                deadline=deadline,
+                model=model,
+                created_at=created[position] if position < len(created) else None,
+            )
         except GenerationFailedError as exc:
             return position, "failed", (exc.code, exc.message[:MAX_ERROR_MESSAGE])
         except GenerationTimeoutError:
@@ -99,6 +115,10 @@ class RivyaBatchTrigger(BaseTrigger):
     :param deadline: absolute deadline, epoch seconds, computed once at submit.
     :param poll: poll schedule as plain JSON (``PollSchedule.to_dict()``); ``None`` uses the
         connection's schedule.
+    :param model: the batch's model, and ``created_at`` each generation's creation (epoch
+        seconds, same order; ``None`` where unknown): first checks then wait for the expected
+        completion once this triggerer has learned the model's duration.
+    :param created_at: see ``model``.
     """
 
     def __init__(
@@ -107,12 +127,16 @@ class RivyaBatchTrigger(BaseTrigger):
         deadline: float,
         rivya_conn_id: str = "rivya_default",
         poll: dict[str, float] | None = None,
+        model: str | None = None,
+        created_at: Sequence[float | None] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.generation_ids = list(generation_ids)
         self.deadline = float(deadline)
         self.rivya_conn_id = rivya_conn_id
         self.poll = dict(poll) if poll else None
+        self.model = model
+        self.created_at = list(created_at) if created_at else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Plain JSON kwargs only: ids, conn id, deadline, poll settings. Never a secret."""
@@ -123,6 +147,8 @@ class RivyaBatchTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "rivya_conn_id": self.rivya_conn_id,
                 "poll": self.poll,
+                "model": self.model,
+                "created_at": self.created_at,
             },
         )
 
@@ -134,7 +160,13 @@ class RivyaBatchTrigger(BaseTrigger):
         async with RivyaHook(rivya_conn_id=self.rivya_conn_id).async_client(
             poll=self.poll
         ) as client:
-            event = await wait_for_all(client, self.generation_ids, self.deadline)
+            event = await wait_for_all(
+                client,
+                self.generation_ids,
+                self.deadline,
+                model=self.model,
+                created_at=self.created_at,
+            )
         self.log.info(
             "Rivya batch: %d succeeded, %d failed, %d still running",
             len(event.succeeded),

@@ -92,6 +92,10 @@ class RivyaGenerationTrigger(BaseTrigger):
     :param deadline: absolute deadline, epoch seconds, computed once at submit.
     :param poll: poll schedule as plain JSON (``PollSchedule.to_dict()``); ``None`` uses the
         connection's schedule.
+    :param model: the generation's model and ``created_at`` (epoch seconds), when known: the
+        first check then waits for the expected completion (the model's running median in
+        this triggerer) instead of the schedule's first delay.
+    :param created_at: see ``model``.
     """
 
     def __init__(
@@ -100,12 +104,16 @@ class RivyaGenerationTrigger(BaseTrigger):
         deadline: float,
         rivya_conn_id: str = "rivya_default",
         poll: dict[str, float] | None = None,
+        model: str | None = None,
+        created_at: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.generation_id = generation_id
         self.deadline = float(deadline)
         self.rivya_conn_id = rivya_conn_id
         self.poll = dict(poll) if poll else None
+        self.model = model
+        self.created_at = None if created_at is None else float(created_at)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Plain JSON kwargs only: ids, conn id, deadline, poll settings. Never a secret."""
@@ -116,6 +124,8 @@ class RivyaGenerationTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "rivya_conn_id": self.rivya_conn_id,
                 "poll": self.poll,
+                "model": self.model,
+                "created_at": self.created_at,
             },
         )
 
@@ -150,7 +160,11 @@ class RivyaGenerationTrigger(BaseTrigger):
                     pool_users(),
                 )
                 generation = await client.wait_for_generation(
-                    self.generation_id, deadline=self.deadline, on_status=on_status
+                    self.generation_id,
+                    deadline=self.deadline,
+                    on_status=on_status,
+                    model=self.model,
+                    created_at=self.created_at,
                 )
         except GenerationFailedError as exc:
             return event("failed", str(exc), generation=exc.generation)

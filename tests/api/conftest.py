@@ -11,6 +11,16 @@ from rivya_api_support import API_KEY, BASE_URL, FakeTime, Harness
 from rivya_provider.api.config import ClientConfig
 
 
+@pytest.fixture(autouse=True)
+def _forget_learned_durations() -> Iterator[None]:
+    """Each test starts from the shared poll schedule (nothing learned by an earlier test)."""
+    from rivya_provider.api.polling import durations
+
+    durations.clear()
+    yield
+    durations.clear()
+
+
 @pytest.fixture
 def fake_time() -> FakeTime:
     return FakeTime()

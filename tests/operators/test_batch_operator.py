@@ -192,12 +192,12 @@ from rivya_provider.operators.batch import RivyaBatchGenerateImagesOperator
 
 
 class CrashOnce(RivyaBatchGenerateImagesOperator):
-    def _defer(self, generation_ids, deadline, schedule):
+    def _defer(self, generation_ids, *args):
         marker = Path({str(marker)!r})
         if not marker.exists():
             marker.write_text(",".join(generation_ids))
             raise RuntimeError("simulated worker crash after the submissions")
-        return super()._defer(generation_ids, deadline, schedule)
+        return super()._defer(generation_ids, *args)
 
 
 with DAG(dag_id="rivya_batch_rt", schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:
@@ -273,3 +273,35 @@ def test_running_the_same_task_again_replays_and_does_not_download_again(
     assert (out / "sku-01_0.png").read_bytes() == intact
     reserves = [e for e in rivya_airflow_conn.ledger()["entries"] if e["type"] == "reserve"]
     assert len(reserves) == 5  # the second run replayed: nothing paid twice
+
+
+def test_once_the_duration_is_learned_each_generation_is_checked_about_once(
+    rivya_airflow_conn: Any, tmp_path: Path
+) -> None:
+    """Fewer polls at scale: the first batch polls on the shared schedule (2 s, then 7 s for a
+    4 s generation) and teaches this process the model's duration; the second batch's first
+    checks wait for each generation's expected completion, so one check finds it done."""
+    rivya_airflow_conn.configure(latency=4)
+    count = 6
+
+    def status_checks_per_item(task_id: str) -> float:
+        def checks() -> int:
+            return sum(
+                1
+                for r in rivya_airflow_conn.requests("/api/v1/generations/")
+                if r["method"] == "GET"
+            )
+
+        before = checks()
+        operator = RivyaBatchGenerateImagesOperator(
+            task_id=task_id, items=_items(count), output_path=str(tmp_path / task_id)
+        )
+        operator.deferrable = False
+        summary = operator.execute({"ti": FakeTaskInstance(task_id=task_id)})  # type: ignore[arg-type]
+        assert summary["by_status"] == {"succeeded": count}
+        return (checks() - before - count) / count  # minus the resume's one read per item
+
+    first = status_checks_per_item("first")
+    second = status_checks_per_item("second")
+    assert first >= 2.0  # 2 s: still running; 7 s: done
+    assert second <= 1.2  # at 4.2 s: done (at most one item checked twice)

@@ -229,12 +229,12 @@ from pathlib import Path
 
 
 class CrashOnceOperator(RivyaGenerateImageOperator):
-    def defer_until_terminal(self, generation_id, deadline):
+    def defer_until_terminal(self, generation_id, *args):
         marker = Path({str(marker)!r})
         if not marker.exists():
             marker.write_text(generation_id)
             raise RuntimeError("simulated worker crash after submit")
-        return super().defer_until_terminal(generation_id, deadline)
+        return super().defer_until_terminal(generation_id, *args)
 
 
 with DAG(dag_id="rivya_retry", schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:

@@ -49,12 +49,12 @@ class UploadEachTry(RivyaGenerateImageOperator):
             urls.write(self.reference_media_items[0]["url"] + "\\n")
         return super().execute(context)
 
-    def defer_until_terminal(self, generation_id, deadline):
+    def defer_until_terminal(self, generation_id, *args):
         marker = Path({str(marker)!r})
         if not marker.exists():
             marker.write_text(generation_id)
             raise RuntimeError("simulated worker crash after submit")
-        return super().defer_until_terminal(generation_id, deadline)
+        return super().defer_until_terminal(generation_id, *args)
 
 
 with DAG(dag_id="rivya_reupload", schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:
