@@ -204,6 +204,12 @@ def plan_items(raw_items: Sequence[Any], defaults: BatchDefaults) -> list[Planne
     return planned
 
 
+def traced(item: PlannedItem, client_request_id: str) -> PlannedItem:
+    """``item`` with its request carrying ``client_request_id`` (the caller's trace id)."""
+    request = item.request.model_copy(update={"client_request_id": client_request_id})
+    return dataclasses.replace(item, request=request)
+
+
 def submit_items(
     client: RivyaClient,
     planned: Sequence[PlannedItem],

@@ -273,8 +273,8 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         store: Any,
     ) -> dict[str, ItemOutcome]:
         """Every item's submission (created, replayed or reattached), as outcomes by key."""
-        from rivya_provider.api.idempotency import derive_idempotency_key
-        from rivya_provider.batch import submit_items, submitted_outcomes
+        from rivya_provider.api.idempotency import client_request_id_for, derive_idempotency_key
+        from rivya_provider.batch import submit_items, submitted_outcomes, traced
         from rivya_provider.generation_task import airflow_identity
 
         identity = airflow_identity(context)
@@ -282,7 +282,9 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         def base_key(item: PlannedItem) -> str:
             return derive_idempotency_key(f"{identity}/{item.key}", item.request.content_sha256())
 
-        results = submit_items(client, planned, base_key, previous, concurrency)
+        # Each item's trace id names the Airflow task and the item, as the generate operator's.
+        sent = [traced(i, client_request_id_for(f"{identity}/{i.key}")) for i in planned]
+        results = submit_items(client, sent, base_key, previous, concurrency)
         outcomes, records = submitted_outcomes(planned, results)
         if store is not None:
             store.set(STATE_STORE_KEY, records)

@@ -79,6 +79,11 @@ def test_a_batch_of_40_with_two_failures_stores_38_images_by_key_and_indexes_all
     charges = _charges(rivya_airflow_conn)
     assert sorted(charges) == sorted(line["generation_id"] for line in succeeded)  # once each
     assert len(_creates(rivya_airflow_conn)) == 40
+    # Each generation's trace id names the Airflow task and the item (as the single operator's).
+    traces = {g["prompt"]: g["client_request_id"] for g in rivya_airflow_conn.generations()}
+    assert traces["product 5"].startswith("airflow:rivya_batch/")
+    assert traces["product 5"].endswith("/sku-05")
+    assert len(set(traces.values())) == 40
 
 
 def test_failures_over_the_allowed_share_fail_the_task_after_storing_every_success(
