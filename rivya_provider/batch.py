@@ -10,6 +10,7 @@ key, and the ``index.jsonl`` and summary that describe the batch. Imported at ru
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import uuid
@@ -274,6 +275,57 @@ def submitted_outcomes(
             created_at=generation.created_epoch,
         )
     return outcomes, records
+
+
+def submission_state(
+    planned: Sequence[PlannedItem], outcomes: Mapping[str, ItemOutcome]
+) -> dict[str, Any]:
+    """What a resume needs of one round of submissions, by position in ``planned``: generation
+    ids (``None``: refused), the refusals' errors, the credits reserved, creation times."""
+    ordered = [outcomes[item.key] for item in planned]
+    return {
+        "ids": [o.generation_id for o in ordered],
+        "errors": {str(p): o.error for p, o in enumerate(ordered) if o.error},
+        "reserved": [o.reserved_credits for o in ordered],
+        "created": [
+            None if o.created_at is None else round(o.created_at, 1)
+            for o in ordered
+            if o.generation_id
+        ],
+    }
+
+
+def plan_digest(planned: Sequence[PlannedItem]) -> str:
+    """Names the items submitted (keys and contents), to recognise them on resume."""
+    digest = hashlib.sha256()
+    for item in planned:
+        digest.update(f"{item.key}\n{item.request.content_sha256()}\n".encode())
+    return digest.hexdigest()
+
+
+def failed_positions(state: Mapping[str, Any], event: BatchEvent) -> list[int]:
+    """Positions of the items whose generation failed in this wait (its credits released), to
+    submit once more; not those whose status could not be read (e.g. not found)."""
+    waited = [position for position, gid in enumerate(state.get("ids", [])) if gid]
+    return sorted(waited[rank] for rank in event.failed if rank not in event.unreadable)
+
+
+def final_outcomes(
+    planned: Sequence[PlannedItem], state: Mapping[str, Any], event: BatchEvent
+) -> dict[str, ItemOutcome]:
+    """Each item's outcome after the last wait. With a second round (``state["second_round"]``),
+    the first wait's event (kept there) tells the items not resubmitted, ``event`` the others."""
+    from rivya_provider.triggers.batch import BatchEvent
+
+    second = state.get("second_round")
+    if not isinstance(second, Mapping):
+        return outcomes_after_wait(planned, state, event)
+    first_event = BatchEvent.parse(second.get("first_event"))
+    outcomes = outcomes_after_wait(planned, state, first_event)
+    retried = [planned[position] for position in second.get("positions", [])]
+    for key, outcome in outcomes_after_wait(retried, second, event).items():
+        outcomes[key] = outcome
+    return outcomes
 
 
 def outcomes_after_wait(

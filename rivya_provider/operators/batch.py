@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -35,7 +34,9 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
     field), the estimated cost is checked against ``max_credits`` (and the balance with
     ``check_balance``), then every item is submitted under its own idempotency key (task identity,
     item key, item content), ``max_concurrency`` at a time. One deferral waits for the whole
-    batch (GET-only polling in the triggerer). On resume every succeeded item's images are stored
+    batch (GET-only polling in the triggerer). Items whose generation failed (credits released)
+    get one fresh submission, under the next key of each one's series, and one more wait in the
+    same try. Then every succeeded item's images are stored
     as ``<output_path>/<key>_<n>.<ext>``, ``<output_path>/index.jsonl`` gets one line per item
     (key, generation id, status, images, credits, error), and a small summary is returned.
     Everything that succeeded is stored before the task decides: it fails (retryably: a retry
@@ -138,6 +139,7 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         from rivya_provider.api.budget import check_before_create, check_max_credits
         from rivya_provider.api.errors import RivyaError
         from rivya_provider.api.polling import seconds
+        from rivya_provider.batch import plan_digest, submission_state
         from rivya_provider.compat import task_state_store
         from rivya_provider.storage import prepare_output_location
 
@@ -145,7 +147,7 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
             planned = self._plan()
             timeout = seconds("timeout", self.timeout, 0.0, above=True)
             schedule = self._poll_schedule()
-            fraction = self._failed_fraction()
+            self._failed_fraction()
             max_credits = check_max_credits(self.max_credits)
             concurrency = self._concurrency()
             if self.output_path is None:
@@ -162,33 +164,17 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
                 store = task_state_store(context)
                 previous = (store.get(STATE_STORE_KEY) if store is not None else None) or {}
                 outcomes = self._submit(client, planned, context, previous, concurrency, store)
-                ids = [outcomes[item.key].generation_id for item in planned]
                 deadline = time.time() + timeout
-                state = {
-                    "ids": ids,
-                    "plan": _plan_digest(planned),
+                state = submission_state(planned, outcomes) | {
+                    "plan": plan_digest(planned),
                     "estimate": estimate.describe(),
-                    "errors": {
-                        str(p): outcomes[i.key].error
-                        for p, i in enumerate(planned)
-                        if outcomes[i.key].error
-                    },
-                    "reserved": [outcomes[item.key].reserved_credits for item in planned],
+                    "deadline": deadline,
                 }
-                submitted = [outcomes[item.key] for item in planned]
-                waiting = [o.generation_id for o in submitted if o.generation_id]
-                created = [
-                    None if o.created_at is None else round(o.created_at, 1)
-                    for o in submitted
-                    if o.generation_id
-                ]
                 # Kept for the resume in XCom (the same try reads it back), not in the defer's
                 # kwargs: dag.test() replaces those with the event.
                 context["ti"].xcom_push(key=STATE_XCOM_KEY, value=state)
-                if waiting and self.deferrable:
-                    self._defer(waiting, deadline, schedule, created)
-                event = self._wait_inline(waiting, deadline, schedule, created)
-                return self._finish(client, planned, state, event, fraction, concurrency)
+                event = self._wait(state, deadline, schedule)
+                return self._conclude(client, planned, state, event, context)
         except RivyaError as exc:
             raise to_airflow_error(exc) from exc
 
@@ -196,6 +182,7 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         """Resume after the trigger: store what succeeded, write the index, decide."""
         from rivya_provider.airflow_errors import to_airflow_error
         from rivya_provider.api.errors import RivyaError
+        from rivya_provider.batch import plan_digest
         from rivya_provider.triggers.batch import BatchEvent
 
         try:
@@ -209,21 +196,14 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
                     retryable=True,
                 )
             planned = self._plan()
-            if state.get("plan") != _plan_digest(planned):
+            if state.get("plan") != plan_digest(planned):
                 raise RivyaError(
                     "items: the items rendered on resume are not the ones submitted (the file "
                     "or upstream output changed while the batch waited)",
                     code="validation_failed",
                 )
             with self.rivya_hook().get_client() as client:
-                return self._finish(
-                    client,
-                    planned,
-                    state,
-                    parsed,
-                    self._failed_fraction(),
-                    self._concurrency(),
-                )
+                return self._conclude(client, planned, state, parsed, context)
         except RivyaError as exc:
             raise to_airflow_error(exc) from exc
 
@@ -286,8 +266,8 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         sent = [traced(i, client_request_id_for(f"{identity}/{i.key}")) for i in planned]
         results = submit_items(client, sent, base_key, previous, concurrency)
         outcomes, records = submitted_outcomes(planned, results)
-        if store is not None:
-            store.set(STATE_STORE_KEY, records)
+        if store is not None:  # a second round adds to the first round's records
+            store.set(STATE_STORE_KEY, {**previous, **records})
         created = len(records)
         self.log.info(
             "Submitted %d of %d items (%d refused by the API)",
@@ -297,48 +277,78 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         )
         return outcomes
 
-    def _defer(
-        self,
-        generation_ids: list[str],
-        deadline: float,
-        schedule: PollSchedule | None,
-        created_at: list[float | None],
-    ) -> None:
-        from rivya_provider.triggers.batch import RivyaBatchTrigger
-
-        self.defer(
-            trigger=RivyaBatchTrigger(
-                generation_ids=generation_ids,
-                deadline=deadline,
-                rivya_conn_id=self.rivya_conn_id,
-                poll=schedule.to_dict() if schedule is not None else None,
-                model=self.model,
-                created_at=created_at,
-            ),
-            method_name="execute_complete",
-        )
-
-    def _wait_inline(
-        self,
-        generation_ids: list[str],
-        deadline: float,
-        schedule: PollSchedule | None,
-        created_at: list[float | None],
+    def _wait(
+        self, round_state: dict[str, Any], deadline: float, schedule: PollSchedule | None
     ) -> BatchEvent:
+        """Wait for one round's generations: deferred (one trigger; resumes in
+        :meth:`execute_complete`) or inline."""
         import asyncio
 
-        from rivya_provider.triggers.batch import BatchEvent, wait_for_all
+        from rivya_provider.triggers.batch import BatchEvent, RivyaBatchTrigger, wait_for_all
 
-        if not generation_ids:
+        waiting = [gid for gid in round_state["ids"] if gid]
+        created = round_state.get("created")
+        if not waiting:
             return BatchEvent(status="complete")
+        if self.deferrable:
+            self.defer(
+                trigger=RivyaBatchTrigger(
+                    generation_ids=waiting,
+                    deadline=deadline,
+                    rivya_conn_id=self.rivya_conn_id,
+                    poll=schedule.to_dict() if schedule is not None else None,
+                    model=self.model,
+                    created_at=created,
+                ),
+                method_name="execute_complete",
+            )
 
         async def wait() -> BatchEvent:
             async with self.rivya_hook().async_client(poll=schedule) as client:
                 return await wait_for_all(
-                    client, generation_ids, deadline, model=self.model, created_at=created_at
+                    client, waiting, deadline, model=self.model, created_at=created
                 )
 
         return asyncio.run(wait())
+
+    def _conclude(
+        self,
+        client: RivyaClient,
+        planned: list[PlannedItem],
+        state: dict[str, Any],
+        event: BatchEvent,
+        context: Context,
+    ) -> dict[str, Any]:
+        """After a wait: the items whose generation failed get one fresh submission (under the
+        next key of each one's series) and one more wait; then store, index and decide."""
+        from rivya_provider.api.errors import RivyaError
+        from rivya_provider.batch import failed_positions, submission_state
+        from rivya_provider.compat import task_state_store
+
+        positions = [] if "second_round" in state else failed_positions(state, event)
+        if positions:
+            retried = [planned[p] for p in positions]
+            store = task_state_store(context)
+            previous = (store.get(STATE_STORE_KEY) if store is not None else None) or {}
+            try:
+                outcomes = self._submit(
+                    client, retried, context, previous, self._concurrency(), store
+                )
+            except RivyaError as exc:  # e.g. out of credits: keep what the first round paid for
+                self.log.warning(
+                    "The %d failed items were not submitted again: %s", len(positions), exc
+                )
+            else:
+                self.log.info("Submitting the %d failed items once more", len(positions))
+                second = submission_state(retried, outcomes)
+                second |= {"positions": positions, "first_event": event.model_dump(mode="json")}
+                state = {**state, "second_round": second}
+                context["ti"].xcom_push(key=STATE_XCOM_KEY, value=state)
+                deadline = float(state.get("deadline") or time.time())
+                event = self._wait(second, deadline, self._poll_schedule())
+        return self._finish(
+            client, planned, state, event, self._failed_fraction(), self._concurrency()
+        )
 
     def _finish(
         self,
@@ -351,14 +361,9 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
     ) -> dict[str, Any]:
         """Store what succeeded, write the index, then succeed or fail by the failed share."""
         from rivya_provider.api.errors import RivyaError
-        from rivya_provider.batch import (
-            outcomes_after_wait,
-            store_outcomes,
-            summarize,
-            write_index,
-        )
+        from rivya_provider.batch import final_outcomes, store_outcomes, summarize, write_index
 
-        outcomes = outcomes_after_wait(planned, state, event)
+        outcomes = final_outcomes(planned, state, event)
         store_outcomes(client, planned, outcomes, self.output_path, concurrency, self.log)
         ordered = [outcomes[item.key] for item in planned]
         index = write_index(self.output_path, ordered)
@@ -374,11 +379,3 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
                 retryable=True,
             )
         return summary
-
-
-def _plan_digest(planned: Sequence[PlannedItem]) -> str:
-    """Names the items submitted (keys and contents), to recognise them on resume."""
-    digest = hashlib.sha256()
-    for item in planned:
-        digest.update(f"{item.key}\n{item.request.content_sha256()}\n".encode())
-    return digest.hexdigest()

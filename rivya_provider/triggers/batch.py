@@ -35,6 +35,8 @@ class BatchEvent(BaseModel):
     :param failed: position -> ``[error code, message]`` of those that failed, or whose status
         cannot be read for a non-transient reason (e.g. not found).
     :param pending: positions still running at the deadline.
+    :param unreadable: those of ``failed`` whose status could not be read (not found, access
+        denied): the generation did not fail, so it is not submitted again.
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -43,6 +45,7 @@ class BatchEvent(BaseModel):
     succeeded: list[int] = []
     failed: dict[int, tuple[str | None, str]] = {}
     pending: list[int] = []
+    unreadable: list[int] = []
 
     @classmethod
     def parse(cls, payload: Any) -> BatchEvent:
@@ -89,18 +92,19 @@ async def wait_for_all(
         except GenerationTimeoutError:
             return position, "pending", None
         except RivyaError as exc:  # transient errors never get here: the client absorbs them
-            return position, "failed", (exc.code, exc.message[:MAX_ERROR_MESSAGE])
+            return position, "unreadable", (exc.code, exc.message[:MAX_ERROR_MESSAGE])
         return position, "succeeded", None
 
     outcomes = await asyncio.gather(*(one(p, g) for p, g in enumerate(generation_ids)))
     succeeded = [p for p, state, _ in outcomes if state == "succeeded"]
-    failed = {p: detail for p, state, detail in outcomes if state == "failed"}
+    failed = {p: detail for p, state, detail in outcomes if state in ("failed", "unreadable")}
     pending = [p for p, state, _ in outcomes if state == "pending"]
     return BatchEvent(
         status="timeout" if pending else "complete",
         succeeded=succeeded,
         failed=failed,
         pending=pending,
+        unreadable=[p for p, state, _ in outcomes if state == "unreadable"],
     )
 
 

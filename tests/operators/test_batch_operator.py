@@ -78,7 +78,17 @@ def test_a_batch_of_40_with_two_failures_stores_38_images_by_key_and_indexes_all
     assert all(line["images"][0]["path"].endswith(f"/{line['key']}_0.png") for line in succeeded)
     charges = _charges(rivya_airflow_conn)
     assert sorted(charges) == sorted(line["generation_id"] for line in succeeded)  # once each
-    assert len(_creates(rivya_airflow_conn)) == 40
+    # The two that failed were submitted once more in the same try (they fail for good here),
+    # each under the next key of its series: 42 creates, 42 generations, nothing paid twice.
+    creates = _creates(rivya_airflow_conn)
+    assert len(creates) == 42
+    generations = rivya_airflow_conn.generations()
+    assert len(generations) == 42
+    retried = [g for g in generations if g["prompt"].startswith(("product 7 ", "product 23 "))]
+    assert len(retried) == 4
+    assert len({g["idempotency_key"] for g in retried}) == 4
+    failed_ids = {line["generation_id"] for line in index if line["status"] == "failed"}
+    assert failed_ids <= {g["id"] for g in retried}
     # Each generation's trace id names the Airflow task and the item (as the single operator's).
     traces = {g["prompt"]: g["client_request_id"] for g in rivya_airflow_conn.generations()}
     assert traces["product 5"].startswith("airflow:rivya_batch/")
@@ -310,3 +320,40 @@ def test_once_the_duration_is_learned_each_generation_is_checked_about_once(
     second = status_checks_per_item("second")
     assert first >= 2.0  # 2 s: still running; 7 s: done
     assert second <= 1.2  # at 4.2 s: done (at most one item checked twice)
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "inline"])
+def test_items_whose_generation_failed_once_are_submitted_again_in_the_same_try(
+    dag_harness: DagHarness, rivya_airflow_conn: Any, tmp_path: Path, deferrable: bool
+) -> None:
+    rivya_airflow_conn.configure(fail_next=2)  # the first two generations fail (a blip)
+    out = tmp_path / "out"
+    _, run = dag_harness.run(_source(_items(6), out, deferrable=deferrable))
+    assert run.state == "success"
+    summary = dag_harness.xcom(run, "batch")
+    assert summary["by_status"] == {"succeeded": 6}
+    assert summary["credits_spent"] == 6 * 4
+    index = _index(out)
+    assert [line["status"] for line in index] == ["succeeded"] * 6
+    assert len(list(out.glob("*.png"))) == 6
+    generations = rivya_airflow_conn.generations()
+    assert len(generations) == 8  # 6 + the 2 failed ones once more
+    assert len({g["idempotency_key"] for g in generations}) == 8
+    assert sorted(_charges(rivya_airflow_conn)) == sorted(line["generation_id"] for line in index)
+    reserves = [e for e in rivya_airflow_conn.ledger()["entries"] if e["type"] == "reserve"]
+    refunds = [e for e in rivya_airflow_conn.ledger()["entries"] if e["type"] == "refund"]
+    assert (len(reserves), len(refunds)) == (8, 2)  # the failed ones' credits came back
+
+
+def test_only_items_whose_generation_failed_are_submitted_again() -> None:
+    from rivya_provider.batch import failed_positions
+    from rivya_provider.triggers.batch import BatchEvent
+
+    state = {"ids": ["g0", None, "g2", "g3"]}  # item 1 was refused at submit: never waited for
+    event = BatchEvent(
+        status="complete",
+        succeeded=[0],
+        failed={1: ("generation_failed", "x"), 2: ("not_found", "gone")},
+        unreadable=[2],
+    )
+    assert failed_positions(state, event) == [2]  # rank 1 is item 2; item 3 did not fail

@@ -15,8 +15,15 @@ async def _events(trigger: RivyaBatchTrigger) -> list[dict[str, Any]]:
 
 
 def test_serialize_round_trip_is_plain_json_without_secrets(rivya_airflow_conn: Any) -> None:
-    trigger = RivyaBatchTrigger(["task_1", "task_2"], deadline=1_900_000_000.5, poll=FAST_POLL)
+    trigger = RivyaBatchTrigger(
+        ["task_1", "task_2"],
+        deadline=1_900_000_000.5,
+        poll=FAST_POLL,
+        model="qwen-image",
+        created_at=[1_899_999_990.1, None],
+    )
     classpath, kwargs = trigger.serialize()
+    assert kwargs["created_at"] == [1_899_999_990.1, None]
     assert classpath == "rivya_provider.triggers.batch.RivyaBatchTrigger"
     assert json.loads(json.dumps(kwargs)) == kwargs
     assert rivya_airflow_conn.api_key not in json.dumps(kwargs)
@@ -28,6 +35,7 @@ async def test_one_event_says_where_each_generation_ended_with_gets_only(
 ) -> None:
     emulator = rivya_airflow_conn
     ids = [_submit(emulator, "fine"), _submit(emulator, "bad [[fail]]"), _submit(emulator, "ok")]
+    ids.append("task_not_this_accounts")
     path = f"/api/v1/generations/{ids[2]}"
     emulator.inject_fault(path, status=503, count=2)  # a blip never ends a wait
     trigger = RivyaBatchTrigger(ids, deadline=time.time() + 60, poll=FAST_POLL)
@@ -35,8 +43,10 @@ async def test_one_event_says_where_each_generation_ended_with_gets_only(
     event = BatchEvent.parse(json.loads(json.dumps(payload)))
     assert event.status == "complete"
     assert event.succeeded == [0, 2]
-    assert list(event.failed) == [1]
+    assert list(event.failed) == [1, 3]
     assert event.failed[1][0] == "generation_failed"
+    assert event.failed[3][0] == "not_found"
+    assert event.unreadable == [3]  # did not fail: not to be submitted again
     assert event.pending == []
     not_gets = [r for r in emulator.requests("/api/v1/generations") if r["method"] != "GET"]
     assert len(not_gets) == 3  # only _submit's three creates: the trigger sent GETs only
