@@ -207,12 +207,12 @@ from rivya_provider.operators.batch import RivyaBatchGenerateImagesOperator
 
 
 class CrashOnce(RivyaBatchGenerateImagesOperator):
-    def _defer(self, generation_ids, *args):
+    def _wait(self, round_state, *args):
         marker = Path({str(marker)!r})
         if not marker.exists():
-            marker.write_text(",".join(generation_ids))
+            marker.write_text(",".join(g for g in round_state["ids"] if g))
             raise RuntimeError("simulated worker crash after the submissions")
-        return super()._defer(generation_ids, *args)
+        return super()._wait(round_state, *args)
 
 
 with DAG(dag_id="rivya_batch_rt", schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:
