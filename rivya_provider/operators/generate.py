@@ -154,9 +154,9 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
                 context["ti"].xcom_push(key=GENERATION_ID_XCOM_KEY, value=generation.id)
                 if not self.wait_for_completion:
                     return build_manifest(generation, [], client_request_id)
-                if not generation.finished:
-                    generation = client.get_generation(generation.id)
-                    self._log_status(generation)
+                self._log_status(generation)
+                # No status check right after the create: it found the generation still running
+                # nearly always (one wasted request per image); the wait's first check does it.
                 if not generation.finished:
                     deadline = time.time() + timeout
                     if self.deferrable:
