@@ -13,6 +13,7 @@ from rivya_provider.compat import AirflowFailException
 from rivya_provider.operators.batch import RivyaBatchGenerateImagesOperator
 from tests.operators.conftest import DagHarness
 from tests.operators.test_generate_validation import FakeTaskInstance
+from tests.operators.test_reupload_keys import _has_task_state_store
 
 FAIL = "[[fail]]"  # the emulator fails a generation whose prompt holds it
 
@@ -79,9 +80,11 @@ def test_a_batch_of_40_with_two_failures_stores_38_images_by_key_and_indexes_all
     charges = _charges(rivya_airflow_conn)
     assert sorted(charges) == sorted(line["generation_id"] for line in succeeded)  # once each
     # The two that failed were submitted once more in the same try (they fail for good here),
-    # each under the next key of its series: 42 creates, 42 generations, nothing paid twice.
+    # each under the next key of its series: 42 generations, nothing paid twice. Creates: 42
+    # with Airflow 3.3's task state store (the record says the generation failed); 44 before it
+    # (the failed one's key is replayed first, a request that costs nothing).
     creates = _creates(rivya_airflow_conn)
-    assert len(creates) == 42
+    assert len(creates) == (42 if _has_task_state_store() else 44)
     generations = rivya_airflow_conn.generations()
     assert len(generations) == 42
     retried = [g for g in generations if g["prompt"].startswith(("product 7 ", "product 23 "))]
