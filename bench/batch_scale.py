@@ -34,7 +34,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -53,7 +52,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.e2e.real_airflow import (  # noqa: E402
-    BIN,
     EMULATOR_KEY,
     Processes,
     _airflow_env,
@@ -61,6 +59,7 @@ from tests.e2e.real_airflow import (  # noqa: E402
     _free_port,
     _get,
     _wait_for,
+    start_airflow,
 )
 
 MAPPED_DAG = "bench_rivya_mapped"
@@ -623,19 +622,7 @@ def _start(
         ),
     )
     _write_dags(home / "dags", args)
-    subprocess.run(
-        [str(BIN / "airflow"), "db", "migrate"],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=remaining(),
-    )
-    airflow = str(BIN / "airflow")
-    procs.start("api-server", [airflow, "api-server", "--port", str(port)], env)
-    procs.start("dag-processor", [airflow, "dag-processor"], env)
-    procs.start("scheduler", [airflow, "scheduler"], env)
-    procs.start("triggerer", [airflow, "triggerer"], env)
-    api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60.0)
+    api = start_airflow(procs, env, port, remaining, timeout=60.0)
 
     def api_up() -> bool:
         try:

@@ -183,6 +183,29 @@ def _wait_for(
         time.sleep(interval)
 
 
+def start_airflow(
+    procs: Processes,
+    env: dict[str, str],
+    port: int,
+    remaining: Any,
+    *,
+    triggerer: bool = True,
+    timeout: float = 30.0,
+) -> httpx.Client:
+    """Migrate the metadata DB, start api-server, dag-processor, scheduler (and one triggerer
+    named ``triggerer`` unless ``triggerer=False``); return a client of the REST API."""
+    airflow = str(BIN / "airflow")
+    subprocess.run(
+        [airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=remaining()
+    )
+    procs.start("api-server", [airflow, "api-server", "--port", str(port)], env)
+    procs.start("dag-processor", [airflow, "dag-processor"], env)
+    procs.start("scheduler", [airflow, "scheduler"], env)
+    if triggerer:
+        procs.start("triggerer", [airflow, "triggerer"], env)
+    return httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout)
+
+
 def _get(client: httpx.Client, path: str, **params: Any) -> Any:
     response = client.get(path, params=params)
     response.raise_for_status()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from real_airflow import (  # type: ignore[import-not-found]
     _get,
     _task_instances,
     _wait_for,
+    start_airflow,
     task_log_tails,
 )
 
@@ -73,19 +73,7 @@ def test_approval_example_publishes_the_chosen_candidate_on_a_real_airflow(
             base = _wait_for("the emulator", emulator_url, remaining)
             emulator = httpx.Client(base_url=base, timeout=10.0)
             env = _airflow_env(home, port, base)
-            subprocess.run(
-                [str(BIN / "airflow"), "db", "migrate"],
-                env=env,
-                check=True,
-                capture_output=True,
-                timeout=remaining(),
-            )
-            airflow = str(BIN / "airflow")
-            procs.start("api-server", [airflow, "api-server", "--port", str(port)], env)
-            procs.start("dag-processor", [airflow, "dag-processor"], env)
-            procs.start("scheduler", [airflow, "scheduler"], env)
-            procs.start("triggerer", [airflow, "triggerer"], env)
-            api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0)
+            api = start_airflow(procs, env, port, remaining)
 
             def parsed() -> bool:
                 try:

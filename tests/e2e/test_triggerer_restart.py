@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ from real_airflow import (  # type: ignore[import-not-found]
     _get,
     _task_instances,
     _wait_for,
+    start_airflow,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,19 +91,9 @@ def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
 
             # -- Airflow: migrate, then one process per component
             env = _airflow_env(home, port, base, RIVYA_MARKETING_MAX_PRODUCTS=str(PRODUCTS))
-            subprocess.run(
-                [str(BIN / "airflow"), "db", "migrate"],
-                env=env,
-                check=True,
-                capture_output=True,
-                timeout=remaining(),
-            )
+            api = start_airflow(procs, env, port, remaining, triggerer=False)
             timings["migrated"] = time.monotonic() - started
             airflow = str(BIN / "airflow")
-            procs.start("api-server", [airflow, "api-server", "--port", str(port)], env)
-            procs.start("dag-processor", [airflow, "dag-processor"], env)
-            procs.start("scheduler", [airflow, "scheduler"], env)
-            api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0)
 
             def api_up() -> bool:
                 try:
