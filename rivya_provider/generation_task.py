@@ -110,12 +110,17 @@ class GenerationTaskMixin(_OperatorBase):
             method_name="execute_complete",
         )
 
+    def label_map_index(self, context: Context) -> None:
+        """Label a mapped task in the grid (see :func:`.observability.label_map_index`);
+        nothing by default."""
+
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Resume after the trigger: read its event, then store the images."""
         from rivya_provider.airflow_errors import to_airflow_error
         from rivya_provider.api.errors import RivyaError
         from rivya_provider.triggers.generation import GenerationEvent
 
+        self.label_map_index(context)
         try:
             generation = GenerationEvent.parse(event).succeeded_generation()
             with self.rivya_hook().get_client() as client:
@@ -131,6 +136,7 @@ class GenerationTaskMixin(_OperatorBase):
         :raises GenerationFailedError: the generation failed.
         """
         from rivya_provider.api.errors import GenerationFailedError, RivyaError
+        from rivya_provider.observability import generation_summary, publish_to_outlets
         from rivya_provider.storage import build_manifest, store_images
 
         if not generation.succeeded:
@@ -156,4 +162,6 @@ class GenerationTaskMixin(_OperatorBase):
             generation.final_credits,
             ", ".join(str(i["path"]) for i in images if i["path"]) or "URLs only, not stored",
         )
-        return build_manifest(generation, images, self.manifest_request_id(context))
+        manifest = build_manifest(generation, images, self.manifest_request_id(context))
+        publish_to_outlets(context, self.outlets, generation_summary(manifest))
+        return manifest

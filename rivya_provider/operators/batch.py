@@ -324,6 +324,7 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         from rivya_provider.api.errors import RivyaError
         from rivya_provider.batch import failed_positions, submission_state
         from rivya_provider.compat import task_state_store
+        from rivya_provider.observability import publish_to_outlets
 
         positions = [] if "second_round" in state else failed_positions(state, event)
         if positions:
@@ -346,9 +347,11 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
                 context["ti"].xcom_push(key=STATE_XCOM_KEY, value=state)
                 deadline = float(state.get("deadline") or time.time())
                 event = self._wait(second, deadline, self._poll_schedule())
-        return self._finish(
+        summary = self._finish(
             client, planned, state, event, self._failed_fraction(), self._concurrency()
         )
+        publish_to_outlets(context, self.outlets, summary)  # the summary names index.jsonl
+        return summary
 
     def _finish(
         self,

@@ -135,6 +135,7 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         from rivya_provider.api.polling import seconds
         from rivya_provider.storage import build_manifest
 
+        self.label_map_index(context)
         client_request_id = self.manifest_request_id(context)
         try:
             request = self._build_request(client_request_id)
@@ -194,6 +195,14 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
             return self.output_format
         value = (self.model_params or {}).get("output_format")
         return str(value) if value else ("png" if self.model == "qwen-image" else None)
+
+    def label_map_index(self, context: Context) -> None:
+        """A mapped generate task shows the start of its prompt instead of its map index."""
+        from typing import cast
+
+        from rivya_provider.observability import label_map_index
+
+        label_map_index(cast("dict[str, Any]", context), self.prompt)
 
     def _build_request(self, client_request_id: str) -> GenerationRequest:
         """The request from this task's arguments, validated locally; nothing is sent."""
