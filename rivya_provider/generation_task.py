@@ -45,6 +45,8 @@ class GenerationTaskMixin(_OperatorBase):
     rivya_conn_id: str
     output_path: str | ObjectStoragePath | None
     poll_interval: float | None
+    #: The http(s) address where ``output_path`` is served (the extra link opens images there).
+    output_url: str | None = None
 
     def rivya_hook(self) -> RivyaHook:
         """The hook of this task's ``rivya_conn_id``."""
@@ -77,11 +79,13 @@ class GenerationTaskMixin(_OperatorBase):
 
         :raises RivyaValidationError: naming the argument and the rule.
         """
+        from rivya_provider.observability import check_output_url
         from rivya_provider.storage import check_output_name, prepare_output_location
 
         self.poll_schedule()
         check_output_name(self.output_name_hint())
         prepare_output_location(self.output_path)
+        check_output_url(self.output_url)
 
     def defer_until_terminal(
         self,
@@ -136,7 +140,12 @@ class GenerationTaskMixin(_OperatorBase):
         :raises GenerationFailedError: the generation failed.
         """
         from rivya_provider.api.errors import GenerationFailedError, RivyaError
-        from rivya_provider.observability import generation_summary, publish_to_outlets
+        from rivya_provider.observability import (
+            generation_summary,
+            image_link,
+            publish_to_outlets,
+            push_link,
+        )
         from rivya_provider.storage import build_manifest, store_images
 
         if not generation.succeeded:
@@ -164,4 +173,5 @@ class GenerationTaskMixin(_OperatorBase):
         )
         manifest = build_manifest(generation, images, self.manifest_request_id(context))
         publish_to_outlets(context, self.outlets, generation_summary(manifest))
+        push_link(context, image_link(manifest, self.output_path, self.output_url))
         return manifest

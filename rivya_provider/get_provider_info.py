@@ -54,6 +54,11 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        # Listed by `airflow providers links`; the operators carry them in operator_extra_links.
+        "extra-links": [
+            "rivya_provider.links.RivyaBatchIndexLink",
+            "rivya_provider.links.RivyaImageLink",
+        ],
         "connection-types": [
             {
                 "hook-class-name": "rivya_provider.hooks.rivya.RivyaHook",

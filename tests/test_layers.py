@@ -93,6 +93,25 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "rivya_provider.testing",
         "rivya_provider.emulator",
     ),
+    # What the UI and downstream DAGs see (labels, link targets, Asset extras) and the links.
+    "observability.py": (
+        "rivya_provider.operators",
+        "rivya_provider.sensors",
+        "rivya_provider.triggers",
+        "rivya_provider.generation_task",
+        "rivya_provider.hooks",
+        "rivya_provider.testing",
+        "rivya_provider.emulator",
+    ),
+    "links.py": (
+        "rivya_provider.operators",
+        "rivya_provider.sensors",
+        "rivya_provider.triggers",
+        "rivya_provider.generation_task",
+        "rivya_provider.hooks",
+        "rivya_provider.testing",
+        "rivya_provider.emulator",
+    ),
 }
 
 

@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator
 
 from rivya_provider.airflow_errors import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
 from rivya_provider.compat import default_deferrable
+from rivya_provider.links import RivyaBatchIndexLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -68,6 +69,8 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
     :param check_balance: read the balance first; fail before submitting when the estimate is
         over it.
     :param max_concurrency: submissions and downloads in flight at once (1 to 64). Default 8.
+    :param output_url: the ``http(s)://`` address where ``output_path`` is served (templated);
+        the task's "Rivya batch index" link opens ``index.jsonl`` there (no link without it).
     """
 
     template_fields: Sequence[str] = (
@@ -78,6 +81,7 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         "output_format",
         "model_params",
         "reference_media_items",
+        "output_url",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {
         "items": "json",
@@ -85,6 +89,7 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         "reference_media_items": "json",
     }
     ui_color = "#f4e3ff"
+    operator_extra_links = (RivyaBatchIndexLink(),)
 
     def __init__(
         self,
@@ -104,6 +109,7 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         max_credits: int | None = None,
         check_balance: bool = False,
         max_concurrency: int = 8,
+        output_url: str | None = None,
         retries: int | None = DEFAULT_RETRIES,
         retry_delay: timedelta | float = DEFAULT_RETRY_DELAY,
         **kwargs: Any,
@@ -124,6 +130,7 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         self.max_credits = max_credits
         self.check_balance = check_balance
         self.max_concurrency = max_concurrency
+        self.output_url = output_url
 
     def rivya_hook(self) -> RivyaHook:
         """The hook of this task's ``rivya_conn_id``."""
@@ -141,6 +148,7 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         from rivya_provider.api.polling import seconds
         from rivya_provider.batch import plan_digest, submission_state
         from rivya_provider.compat import task_state_store
+        from rivya_provider.observability import check_output_url
         from rivya_provider.storage import prepare_output_location
 
         try:
@@ -153,6 +161,7 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
             if self.output_path is None:
                 self._refuse("output_path", "is required for a batch (images and index.jsonl)")
             prepare_output_location(self.output_path)
+            check_output_url(self.output_url)
             with self.rivya_hook().get_client() as client:
                 estimate = check_before_create(
                     client,
@@ -348,7 +357,7 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
                 deadline = float(state.get("deadline") or time.time())
                 event = self._wait(second, deadline, self._poll_schedule())
         summary = self._finish(
-            client, planned, state, event, self._failed_fraction(), self._concurrency()
+            client, planned, state, event, self._failed_fraction(), self._concurrency(), context
         )
         publish_to_outlets(context, self.outlets, summary)  # the summary names index.jsonl
         return summary
@@ -361,15 +370,19 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         event: BatchEvent,
         max_failed_fraction: float,
         concurrency: int,
+        context: Context,
     ) -> dict[str, Any]:
-        """Store what succeeded, write the index, then succeed or fail by the failed share."""
+        """Store what succeeded, write the index (and record the link to it), then succeed or
+        fail by the failed share."""
         from rivya_provider.api.errors import RivyaError
         from rivya_provider.batch import final_outcomes, store_outcomes, summarize, write_index
+        from rivya_provider.observability import push_link, served_url
 
         outcomes = final_outcomes(planned, state, event)
         store_outcomes(client, planned, outcomes, self.output_path, concurrency, self.log)
         ordered = [outcomes[item.key] for item in planned]
         index = write_index(self.output_path, ordered)
+        push_link(context, served_url(index, self.output_path, self.output_url) or "")
         summary = summarize(ordered, index, state.get("estimate"))
         self.log.info("Rivya batch: %s; index %s", summary["by_status"], index)
         bad = sum(1 for o in ordered if o.status != "succeeded")

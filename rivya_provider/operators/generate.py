@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator
 from rivya_provider.airflow_errors import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
 from rivya_provider.compat import default_deferrable
 from rivya_provider.generation_task import GenerationTaskMixin
+from rivya_provider.links import RivyaImageLink
 
 #: Key of the generation id in XCom (pushed before waiting) and of the task state store record.
 GENERATION_ID_XCOM_KEY = "generation_id"
@@ -61,6 +62,9 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         the estimate is over it.
     :param output_name: file-name stem of the stored images (templated), e.g. a product key:
         ``<output_name>_<n>.<ext>``. Default: the generation id.
+    :param output_url: the ``http(s)://`` address where ``output_path`` is served (a CDN or web
+        server in front of the bucket or share), templated. The task's "Rivya image" link opens the
+        stored image there; without it, the result URL Rivya signed (which may expire).
     """
 
     template_fields: Sequence[str] = (
@@ -74,12 +78,14 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         "client_request_id",
         "idempotency_key",
         "output_name",
+        "output_url",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {
         "model_params": "json",
         "reference_media_items": "json",
     }
     ui_color = "#f4e3ff"
+    operator_extra_links = (RivyaImageLink(),)
 
     def __init__(
         self,
@@ -101,6 +107,7 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         max_credits: int | None = None,
         check_balance: bool = False,
         output_name: str | None = None,
+        output_url: str | None = None,
         retries: int | None = DEFAULT_RETRIES,
         retry_delay: timedelta | float = DEFAULT_RETRY_DELAY,
         **kwargs: Any,
@@ -123,6 +130,7 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         self.max_credits = max_credits
         self.check_balance = check_balance
         self.output_name = output_name
+        self.output_url = output_url
         self._last_status: str | None = None
 
     # -- execute ----------------------------------------------------------------------------

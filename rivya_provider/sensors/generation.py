@@ -11,6 +11,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from rivya_provider.compat import default_deferrable
 from rivya_provider.generation_task import GenerationTaskMixin
+from rivya_provider.links import RivyaImageLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -33,6 +34,8 @@ class RivyaGenerationSensor(GenerationTaskMixin, BaseSensorOperator):
         shared schedule. In poke/reschedule mode ``poke_interval`` applies.
     :param client_request_id: trace id recorded in the manifest (templated).
     :param timeout: seconds (or ``timedelta``) before the sensor gives up (sensor semantics).
+    :param output_url: the ``http(s)://`` address where ``output_path`` is served (templated); the
+        "Rivya image" link opens the stored image there, else the result URL.
     """
 
     template_fields: Sequence[str] = (
@@ -40,8 +43,10 @@ class RivyaGenerationSensor(GenerationTaskMixin, BaseSensorOperator):
         "output_path",
         "output_format",
         "client_request_id",
+        "output_url",
     )
     ui_color = "#f4e3ff"
+    operator_extra_links = (RivyaImageLink(),)
 
     def __init__(
         self,
@@ -55,6 +60,7 @@ class RivyaGenerationSensor(GenerationTaskMixin, BaseSensorOperator):
         client_request_id: str | None = None,
         timeout: timedelta | float = timedelta(minutes=10),
         poke_interval: timedelta | float = 5.0,
+        output_url: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(timeout=timeout, poke_interval=poke_interval, **kwargs)
@@ -65,6 +71,7 @@ class RivyaGenerationSensor(GenerationTaskMixin, BaseSensorOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.client_request_id = client_request_id
+        self.output_url = output_url
 
     def execute(self, context: Context) -> Any:
         """Check the arguments, then defer to the trigger, or poke as any sensor does."""

@@ -113,6 +113,12 @@ GENERATE_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("output-name-space", {"output_name": "sku 1"}, "output_name"),
     ("output-name-empty", {"output_name": ""}, "output_name"),
     ("output-name-number", {"output_name": 7}, "output_name"),
+    ("output-url-relative", {"output_url": "catalogue/images"}, "output_url"),
+    ("output-url-file", {"output_url": "file:///srv/www"}, "output_url"),
+    ("output-url-s3", {"output_url": "s3://bucket/x"}, "output_url"),
+    ("output-url-no-host", {"output_url": "https:///x"}, "output_url"),
+    ("output-url-query", {"output_url": "https://cdn.example.com/x?sig=1"}, "output_url"),
+    ("output-url-number", {"output_url": 443}, "output_url"),
 ]
 
 # (id, the connection as the user stored it, the field the error must name)
