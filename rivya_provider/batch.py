@@ -47,6 +47,8 @@ __all__ = [
     "BatchDefaults",
     "ItemOutcome",
     "PlannedItem",
+    "checked_concurrency",
+    "checked_failed_fraction",
     "load_items",
     "outcomes_after_wait",
     "plan_items",
@@ -122,6 +124,20 @@ class ItemOutcome:
 
 def _refuse(field: str, rule: str) -> RivyaValidationError:
     return RivyaValidationError(f"{field}: {rule}", field=field)
+
+
+def checked_failed_fraction(value: object) -> float:
+    """``max_failed_fraction``: a number from 0 to 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise _refuse("max_failed_fraction", f"must be a number from 0 to 1 (got {value!r})")
+    return float(value)
+
+
+def checked_concurrency(value: object) -> int:
+    """``max_concurrency``: a whole number from 1 to 64."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
+        raise _refuse("max_concurrency", f"must be a whole number from 1 to 64 (got {value!r})")
+    return value
 
 
 def load_items(items: object) -> list[Any]:

@@ -118,6 +118,27 @@ class GenerationTaskMixin(_OperatorBase):
         """Label a mapped task in the grid (see :func:`.observability.label_map_index`);
         nothing by default."""
 
+    def lineage_reference_items(self) -> object:
+        """The reference items this task sent, as OpenLineage inputs (a sensor knows none)."""
+        return None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (called only by its provider): reference files in, stored images out,
+        and a ``rivya`` run facet (model, generation id, credits, ``client_request_id``)."""
+        from rivya_provider.lineage import generation_lineage
+
+        return generation_lineage(
+            self.lineage_reference_items(), getattr(self, "_rivya_manifest", None)
+        )
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """OpenLineage of a failed try: the reference files in, the generation if one exists."""
+        from rivya_provider.lineage import generation_lineage
+
+        return generation_lineage(
+            self.lineage_reference_items(), None, getattr(self, "_rivya_generation_id", None)
+        )
+
     def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Resume after the trigger: read its event, then store the images."""
         from rivya_provider.airflow_errors import to_airflow_error
@@ -148,6 +169,7 @@ class GenerationTaskMixin(_OperatorBase):
         )
         from rivya_provider.storage import build_manifest, store_images
 
+        self._rivya_generation_id = generation.id  # for lineage, whatever happens next
         if not generation.succeeded:
             raise GenerationFailedError(generation)
         if not generation.result_urls:
@@ -174,4 +196,5 @@ class GenerationTaskMixin(_OperatorBase):
         manifest = build_manifest(generation, images, self.manifest_request_id(context))
         publish_to_outlets(context, self.outlets, generation_summary(manifest))
         push_link(context, image_link(manifest, self.output_path, self.output_url))
+        self._rivya_manifest = manifest
         return manifest

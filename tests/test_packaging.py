@@ -49,7 +49,7 @@ def test_no_published_extra_carries_development_tools(built: tuple[Path, Path]) 
         name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
         metadata = email.message_from_bytes(wheel.read(name))
     extras = set(metadata.get_all("Provides-Extra") or [])
-    assert extras == {"emulator"}
+    assert extras == {"emulator", "openlineage"}
     requirements = metadata.get_all("Requires-Dist") or []
     named = {
         r.split(";")[0].split(">")[0].split("=")[0].split("<")[0].strip() for r in requirements
@@ -57,6 +57,8 @@ def test_no_published_extra_carries_development_tools(built: tuple[Path, Path]) 
     assert not named & DEV_TOOLS
     emulator = {r.split(">")[0].lower() for r in requirements if "extra == 'emulator'" in r}
     assert emulator == {"pillow", "starlette", "uvicorn"}
+    lineage = {r.split(">")[0].lower() for r in requirements if "extra == 'openlineage'" in r}
+    assert lineage == {"apache-airflow-providers-openlineage"}
 
 
 def test_sdist_holds_what_the_readme_asks_users_to_run(built: tuple[Path, Path]) -> None:

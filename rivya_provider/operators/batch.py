@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from airflow.sdk import BaseOperator
 
@@ -144,7 +144,7 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         """Check everything, submit every item once, then wait (deferred or inline) and store."""
         from rivya_provider.airflow_errors import to_airflow_error
         from rivya_provider.api.budget import check_before_create, check_max_credits
-        from rivya_provider.api.errors import RivyaError
+        from rivya_provider.api.errors import RivyaError, RivyaValidationError
         from rivya_provider.api.polling import seconds
         from rivya_provider.batch import plan_digest, submission_state
         from rivya_provider.compat import task_state_store
@@ -158,9 +158,10 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
             self._failed_fraction()
             max_credits = check_max_credits(self.max_credits)
             concurrency = self._concurrency()
-            if self.output_path is None:
-                self._refuse("output_path", "is required for a batch (images and index.jsonl)")
-            prepare_output_location(self.output_path)
+            if (output_path := cast("object", self.output_path)) is None:  # typed, not checked
+                rule = "output_path: is required for a batch (images and index.jsonl)"
+                raise RivyaValidationError(rule, field="output_path")
+            prepare_output_location(output_path)
             check_output_url(self.output_url)
             with self.rivya_hook().get_client() as client:
                 estimate = check_before_create(
@@ -218,11 +219,6 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
 
     # -- steps ------------------------------------------------------------------------------
 
-    def _refuse(self, field: str, rule: str) -> NoReturn:
-        from rivya_provider.api.errors import RivyaValidationError
-
-        raise RivyaValidationError(f"{field}: {rule}", field=field)
-
     def _plan(self) -> list[PlannedItem]:
         from rivya_provider.batch import BatchDefaults, load_items, plan_items
 
@@ -241,16 +237,14 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         return None if self.poll_interval is None else PollSchedule.every(self.poll_interval)
 
     def _failed_fraction(self) -> float:
-        value = self.max_failed_fraction
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            self._refuse("max_failed_fraction", f"must be a number from 0 to 1 (got {value!r})")
-        return float(value)
+        from rivya_provider.batch import checked_failed_fraction
+
+        return checked_failed_fraction(self.max_failed_fraction)
 
     def _concurrency(self) -> int:
-        value = self.max_concurrency
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
-            self._refuse("max_concurrency", f"must be a whole number from 1 to 64 (got {value!r})")
-        return int(value)
+        from rivya_provider.batch import checked_concurrency
+
+        return checked_concurrency(self.max_concurrency)
 
     def _submit(
         self,
@@ -277,13 +271,8 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         outcomes, records = submitted_outcomes(planned, results)
         if store is not None:  # a second round adds to the first round's records
             store.set(STATE_STORE_KEY, {**previous, **records})
-        created = len(records)
-        self.log.info(
-            "Submitted %d of %d items (%d refused by the API)",
-            created,
-            len(planned),
-            len(planned) - created,
-        )
+        count, created = len(planned), len(records)
+        self.log.info("Submitted %d of %d items (%d refused)", created, count, count - created)
         return outcomes
 
     def _wait(
@@ -362,6 +351,15 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         publish_to_outlets(context, self.outlets, summary)  # the summary names index.jsonl
         return summary
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (called only by its provider, also on failure): each reference file in,
+        ``index.jsonl`` out (it lists every stored image), and a ``rivya`` run facet."""
+        from rivya_provider.lineage import batch_lineage
+
+        return batch_lineage(self.model, *getattr(self, "_rivya_lineage", ([], None, [])))
+
+    get_openlineage_facets_on_failure = get_openlineage_facets_on_complete
+
     def _finish(
         self,
         client: RivyaClient,
@@ -384,6 +382,8 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         index = write_index(self.output_path, ordered)
         push_link(context, served_url(index, self.output_path, self.output_url) or "")
         summary = summarize(ordered, index, state.get("estimate"))
+        ids = [o.generation_id for o in ordered if o.generation_id]
+        self._rivya_lineage = ([item.request.params for item in planned], summary, ids)
         self.log.info("Rivya batch: %s; index %s", summary["by_status"], index)
         bad = sum(1 for o in ordered if o.status != "succeeded")
         if ordered and bad / len(ordered) > max_failed_fraction:

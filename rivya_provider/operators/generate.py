@@ -204,6 +204,10 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         value = (self.model_params or {}).get("output_format")
         return str(value) if value else ("png" if self.model == "qwen-image" else None)
 
+    def lineage_reference_items(self) -> object:
+        """The reference items as rendered: OpenLineage inputs."""
+        return self.reference_media_items
+
     def label_map_index(self, context: Context) -> None:
         """A mapped generate task shows the start of its prompt instead of its map index."""
         from typing import cast

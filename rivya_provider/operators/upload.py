@@ -111,7 +111,21 @@ class RivyaFileUploadOperator(BaseOperator):
         if uploaded.sha256:
             # Stands for the file in the generation's idempotency key (never sent to the API).
             item["sha256"] = uploaded.sha256
+        self._rivya_item = item
         return item
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (called only by its provider): the source file in, the file Rivya keeps
+        out (its URL without the signature), the same dataset a generation then reads."""
+        from rivya_provider.lineage import upload_lineage
+
+        return upload_lineage(self.source, getattr(self, "_rivya_item", None))
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """OpenLineage of a failed upload: the source file only."""
+        from rivya_provider.lineage import upload_lineage
+
+        return upload_lineage(self.source, None)
 
 
 def _check_is_readable_file(path: ObjectStoragePath) -> None:

@@ -238,3 +238,31 @@ with DAG(dag_id="rivya_batch_out", schedule=None, start_date=datetime.datetime(2
     assert published == dag_harness.xcom(run, "batch")
     assert published["by_status"] == {"succeeded": 2}
     assert published["index"].endswith("/out/index.jsonl")
+
+
+def test_lineage_costs_nothing_until_openlineage_asks() -> None:
+    """Importing and building the operators loads nothing of OpenLineage, installed or not
+    (only its provider calls the lineage methods); the Airflow matrix runs the whole suite
+    without the package."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from rivya_provider.operators.batch import RivyaBatchGenerateImagesOperator
+from rivya_provider.operators.generate import RivyaGenerateImageOperator
+from rivya_provider.operators.upload import RivyaFileUploadOperator
+from rivya_provider.sensors.generation import RivyaGenerationSensor
+RivyaGenerateImageOperator(task_id="g", prompt="p")
+RivyaBatchGenerateImagesOperator(task_id="b", items=[], output_path="/tmp/x")
+RivyaFileUploadOperator(task_id="u", source="/tmp/x.png")
+RivyaGenerationSensor(task_id="s", generation_id="task_1")
+loaded = [m for m in sys.modules if "lineage" in m]
+# Airflow's own provider discovery reads every installed provider's info, nothing more.
+print(sorted(set(loaded) - {"airflow.providers.openlineage.get_provider_info",
+                            "airflow.providers.openlineage"}))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"
