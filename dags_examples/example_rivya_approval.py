@@ -51,7 +51,7 @@ def example_rivya_approval() -> None:
         output_path=APPROVAL_DIR
         + "/candidates/{{ run_id | replace(':', '-') | replace('+', '') }}",
         deferrable=True,
-    ).expand(prompt=[f"{BRIEF}, {style}" for style in CANDIDATE_STYLES])
+    ).expand(prompt=[f"{style}: {BRIEF}" for style in CANDIDATE_STYLES])
 
     @task
     def review_body(manifests: list[dict[str, Any]]) -> str:

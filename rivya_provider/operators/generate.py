@@ -209,12 +209,13 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         return self.reference_media_items
 
     def label_map_index(self, context: Context) -> None:
-        """A mapped generate task shows the start of its prompt instead of its map index."""
+        """A mapped generate task shows its ``output_name`` (e.g. a product key), else the start
+        of its prompt, instead of its map index."""
         from typing import cast
 
         from rivya_provider.observability import label_map_index
 
-        label_map_index(cast("dict[str, Any]", context), self.prompt)
+        label_map_index(cast("dict[str, Any]", context), self.output_name or self.prompt)
 
     def _build_request(self, client_request_id: str) -> GenerationRequest:
         """The request from this task's arguments, validated locally; nothing is sent."""

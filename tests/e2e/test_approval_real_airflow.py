@@ -114,6 +114,16 @@ def test_approval_example_publishes_the_chosen_candidate_on_a_real_airflow(
             state = _wait_for("the run to finish", finished, remaining, 1.0)
             states = {ti["task_id"]: ti["state"] for ti in _task_instances(api, DAG_ID, run_id)}
             assert state == "success", states
+            # The grid and the REST API name each mapped candidate by the start of its prompt.
+            labels = {
+                ti["map_index"]: ti["rendered_map_index"]
+                for ti in _task_instances(api, DAG_ID, run_id)
+                if ti["task_id"] == "generate_candidates"
+            }
+            assert labels == {
+                0: "warm watercolour illustration: A hero b…",
+                1: "crisp studio photograph: A hero banner …",
+            }
 
             candidates = []
             for map_index in (0, 1):

@@ -53,6 +53,30 @@ MARKETING_DAG = "example_rivya_marketing_refresh"
 REFERENCE_DAG = "example_rivya_reference"
 PRODUCTS = 3
 TRIGGERERS = ("triggerer-a", "triggerer-b")
+# README "Re-roll on purpose": a key that changes on each Clear (Airflow sets max_tries to
+# try_number + retries there) and not on a retry; every Clear pays for a fresh image.
+REROLL_DAG = "rivya_reroll"
+REROLL_SOURCE = f"""
+import datetime, os
+from airflow.sdk import DAG
+from rivya_provider.operators.generate import RivyaGenerateImageOperator
+
+with DAG(dag_id={REROLL_DAG!r}, schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:
+    RivyaGenerateImageOperator(
+        task_id="hero",
+        prompt="a hero banner",
+        output_path=os.environ["RIVYA_OUTPUT_DIR"] + "/reroll",
+        idempotency_key="{{{{ run_id }}}}-{{{{ ti.map_index }}}}-clear{{{{ ti.max_tries }}}}",
+    )
+"""
+
+
+def _reroll_generation(api: httpx.Client, run_id: str) -> str:
+    entry = _get(
+        api,
+        f"/api/v2/dags/{REROLL_DAG}/dagRuns/{run_id}/taskInstances/hero/xcomEntries/generation_id",
+    )
+    return str(entry["value"]).strip('"')
 
 
 def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
@@ -62,6 +86,7 @@ def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
     for name in (f"{GENERATE_DAG}.py", f"{MARKETING_DAG}.py", f"{REFERENCE_DAG}.py"):
         shutil.copy2(EXAMPLES / name, home / "dags" / name)
     shutil.copytree(EXAMPLES / "assets", home / "dags" / "assets")
+    (home / "dags" / f"{REROLL_DAG}.py").write_text(REROLL_SOURCE)
     logs = tmp_path / "logs"
     logs.mkdir()
     procs = Processes(logs)
@@ -119,7 +144,7 @@ def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
             def parsed() -> bool:
                 return all(
                     api.get(f"/api/v2/dags/{dag_id}").status_code == 200
-                    for dag_id in (GENERATE_DAG, MARKETING_DAG, REFERENCE_DAG)
+                    for dag_id in (GENERATE_DAG, MARKETING_DAG, REFERENCE_DAG, REROLL_DAG)
                 )
 
             _wait_for("both DAGs to be parsed", parsed, remaining)
@@ -247,37 +272,44 @@ def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
 
             # -- a re-run of upload -> generate (Clear on the whole run, as in the UI) uploads the
             #    reference again under a new URL and must still pay once (Airflow 3.3 state store)
-            response = api.post(
-                f"/api/v2/dags/{REFERENCE_DAG}/dagRuns", json={"logical_date": None}
-            )
-            response.raise_for_status()
-            reference_run = response.json()["dag_run_id"]
-            run_path = f"/api/v2/dags/{REFERENCE_DAG}/dagRuns/{reference_run}"
+            #    With it, the re-roll recipe's task: each Clear pays for a fresh image.
+            api.patch(f"/api/v2/dags/{REROLL_DAG}", json={"is_paused": False}).raise_for_status()
+            rerun_ids = {}
+            for dag_id in (REFERENCE_DAG, REROLL_DAG):
+                response = api.post(f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None})
+                response.raise_for_status()
+                rerun_ids[dag_id] = response.json()["dag_run_id"]
 
-            def reference_done(tries: int) -> str | None:
-                tis = _task_instances(api, REFERENCE_DAG, reference_run)
-                state = str(_get(api, run_path)["state"])
-                if state == "failed" or (
-                    state == "success" and all(ti["try_number"] >= tries for ti in tis)
-                ):
-                    return state
-                return None
+            def both_done(tries: int) -> dict[str, str] | None:
+                states = {}
+                for dag_id, run_id in rerun_ids.items():
+                    tis = _task_instances(api, dag_id, run_id)
+                    state = str(_get(api, f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])
+                    if state == "failed" or (
+                        state == "success" and all(ti["try_number"] >= tries for ti in tis)
+                    ):
+                        states[dag_id] = state
+                return states if len(states) == len(rerun_ids) else None
 
-            first = _wait_for("the reference run", lambda: reference_done(1), remaining, 1.0)
-            assert first == "success"
-            api.post(
-                f"/api/v2/dags/{REFERENCE_DAG}/clearTaskInstances",
-                json={
-                    "dry_run": False,
-                    "dag_run_id": reference_run,
-                    "only_failed": False,
-                    "reset_dag_runs": True,
-                },
-            ).raise_for_status()
-            again = _wait_for(
-                "the cleared reference run", lambda: reference_done(2), remaining, 1.0
+            first = _wait_for(
+                "the reference and re-roll runs", lambda: both_done(1), remaining, 1.0
             )
-            assert again == "success"
+            assert set(first.values()) == {"success"}, first
+            reroll_ids = [_reroll_generation(api, rerun_ids[REROLL_DAG])]
+            for dag_id, run_id in rerun_ids.items():
+                api.post(
+                    f"/api/v2/dags/{dag_id}/clearTaskInstances",
+                    json={
+                        "dry_run": False,
+                        "dag_run_id": run_id,
+                        "only_failed": False,
+                        "reset_dag_runs": True,
+                    },
+                ).raise_for_status()
+            again = _wait_for("the cleared runs", lambda: both_done(2), remaining, 1.0)
+            assert set(again.values()) == {"success"}, again
+            reroll_ids.append(_reroll_generation(api, rerun_ids[REROLL_DAG]))
+            assert reroll_ids[0] != reroll_ids[1]  # the Clear re-rolled: a fresh generation
             requests = emulator.get("/_emulator/requests").json()
             uploads = [
                 r for r in requests if r["method"] == "POST" and r["path"] == "/api/v1/files"
@@ -285,7 +317,10 @@ def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
             assert len(uploads) == 2  # the re-run did upload again
             entries = emulator.get("/_emulator/ledger").json()["entries"]
             new_reserves = [e for e in entries if e["type"] == "reserve"][len(reserves) :]
-            assert len(new_reserves) == 1, entries  # one generation for both runs of the task
+            reference_reserves = [e for e in new_reserves if e["generation_id"] not in reroll_ids]
+            assert len(reference_reserves) == 1, entries  # one generation for both runs
+            charged = [e["generation_id"] for e in entries if e["type"] == "charge"]
+            assert sorted(g for g in charged if g in reroll_ids) == sorted(reroll_ids)  # 2 paid
             timings["rerun_done"] = time.monotonic() - started
     except BaseException:
         for name in dict.fromkeys([*procs.started, *TRIGGERERS]):

@@ -125,6 +125,8 @@ def test_a_missing_api_key_is_refused_naming_the_connection(password: str | None
         ("rivya.ai", None, None, "https://rivya.ai"),
         ("rivya.ai/", None, "", "https://rivya.ai"),
         ("https://rivya.ai", None, None, "https://rivya.ai"),
+        # README's Test-button workaround on 3.3.0-3.3.2: the port stored as 443, same address
+        ("https://rivya.ai", 443, None, "https://rivya.ai:443"),
         ("http://127.0.0.1:8765", None, None, "http://127.0.0.1:8765"),
         ("127.0.0.1", 8765, "http", "http://127.0.0.1:8765"),
         ("127.0.0.1:9000", 8765, "http", "http://127.0.0.1:9000"),

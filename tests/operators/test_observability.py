@@ -41,6 +41,9 @@ with DAG(dag_id="rivya_labels", schedule=None, start_date=datetime.datetime(2026
         task_id="own", output_path={str(tmp_path)!r}, poll_interval=0.2, retries=0,
         map_index_template="sku {{{{ task.prompt[-1] }}}}",
     ).expand(prompt=["p1", "p2"])
+    RivyaGenerateImageOperator.partial(
+        task_id="named", output_path={str(tmp_path)!r}, poll_interval=0.2, retries=0,
+    ).expand_kwargs([{{"prompt": "a shoe", "output_name": "SKU-1"}}, {{"prompt": "a hat"}}])
 """
     _, run = dag_harness.run(source)
     assert run.state == "success"
@@ -49,6 +52,7 @@ with DAG(dag_id="rivya_labels", schedule=None, start_date=datetime.datetime(2026
         "{{ x }}",  # the rendered prompt is shown as it is, never rendered again
     ]
     assert _rendered_map_indexes(run, "own") == ["sku 1", "sku 2"]  # the author's template wins
+    assert _rendered_map_indexes(run, "named") == ["SKU-1", "a hat"]  # the key, else the prompt
 
 
 def test_outlet_events_say_which_images_changed(
