@@ -2,7 +2,7 @@
 
 Use it when a human must sign off before an image goes live: brand assets, customer-facing
 pages. Two candidates are generated; Airflow's human-in-the-loop ``HITLOperator`` then shows them
-(image URLs in the body, rendered as Markdown in the "Required actions" page of the Airflow UI)
+(images in the body, rendered as Markdown in the "Required actions" page of the Airflow UI)
 and waits, without holding a worker slot, for someone to choose "Publish candidate 1",
 "Publish candidate 2" or "Reject all". Only the chosen file is copied to
 ``$RIVYA_OUTPUT_DIR/approval/published/``; on "Reject all" a short-circuit step skips publishing
@@ -10,6 +10,12 @@ and nothing is published. Answer from the UI, or through the REST API::
 
     PATCH /api/v2/dags/example_rivya_approval/dagRuns/{run_id}/taskInstances/review/-1/hitlDetails
     {"chosen_options": ["Publish candidate 1"], "params_input": {}}
+
+The review may wait for days; Rivya's signed result URLs may expire before that. Set
+``RIVYA_OUTPUT_URL`` to the ``http(s)://`` address where ``$RIVYA_OUTPUT_DIR`` is served (a CDN or
+web server in front of the bucket or share): the candidates are then shown from the stored copies,
+which stay. (The UI renders only ``http(s)`` images in Markdown: an inline ``data:`` thumbnail is
+blanked.)
 
 Needs Airflow 3.1+ (human-in-the-loop lives in the ``standard`` provider).
 """
@@ -28,6 +34,8 @@ from rivya_provider.operators.generate import RivyaGenerateImageOperator
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUTPUT_DIR = os.environ.get("RIVYA_OUTPUT_DIR") or os.path.join(os.path.dirname(HERE), "output")
 APPROVAL_DIR = f"{OUTPUT_DIR}/approval"
+#: Where OUTPUT_DIR is served over HTTP(S), if it is: the review shows the stored images from there.
+OUTPUT_URL = (os.environ.get("RIVYA_OUTPUT_URL") or "").rstrip("/")
 
 BRIEF = "A hero banner for an autumn sale of hand-made ceramics"
 CANDIDATE_STYLES = ["warm watercolour illustration", "crisp studio photograph"]
@@ -48,17 +56,21 @@ def example_rivya_approval() -> None:
     candidates = RivyaGenerateImageOperator.partial(
         task_id="generate_candidates",
         image_size="landscape_16_9",
-        output_path=APPROVAL_DIR
-        + "/candidates/{{ run_id | replace(':', '-') | replace('+', '') }}",
+        output_path=APPROVAL_DIR + "/candidates/" + RUN_FOLDER,
+        output_url=f"{OUTPUT_URL}/approval/candidates/{RUN_FOLDER}" if OUTPUT_URL else None,
         deferrable=True,
     ).expand(prompt=[f"{style}: {BRIEF}" for style in CANDIDATE_STYLES])
 
     @task
     def review_body(manifests: list[dict[str, Any]]) -> str:
-        """Markdown for the reviewer: each candidate's image, URL and generation id."""
+        """Markdown for the reviewer: each candidate's image (the stored copy where it is served,
+        else Rivya's result URL), its link and generation id."""
+        from rivya_provider.observability import served_url
+
         lines = [f"**Brief:** {BRIEF}", ""]
         for number, manifest in enumerate(manifests, start=1):
-            url = manifest["primary_url"]
+            stored = manifest["images"][0]["path"]
+            url = served_url(stored, OUTPUT_DIR, OUTPUT_URL) or manifest["primary_url"]
             lines += [
                 f"### Candidate {number}",
                 f"![candidate {number}]({url})",
