@@ -4,11 +4,12 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help demo test test-compat mutation venv
+.PHONY: help demo test test-e2e-distributed test-compat mutation venv
 
 help:
 	@echo "make demo   run the flagship example DAG against a local Rivya emulator (images land in ./output)"
 	@echo "make test   lint (ruff), format check, mypy --strict, then the test suite"
+	@echo "make test-e2e-distributed   only the distributed e2e (CeleryExecutor, Postgres, Redis; part of make test)"
 	@echo "make test-compat   the suite (without e2e) and the example DAGs on Airflow 3.1.0, 3.2.2, 3.3.2; Python 3.10 and 3.13"
 	@echo "make mutation   mutation score (mutmut) of api/, operators/, sensors/, triggers/ and their shared modules (not a CI gate)"
 
@@ -23,6 +24,11 @@ test: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict rivya_provider
 	$(BIN)/python -m pytest
+
+# The distributed end-to-end test alone (make test runs it too): CeleryExecutor, Postgres 15,
+# Redis 7 (installed with apt-get when missing), two workers, two triggerers, crashes.
+test-e2e-distributed: venv
+	$(BIN)/python -m pytest -p no:cacheprovider -s tests/e2e/test_distributed.py
 
 # The Airflow matrix, each entry from its committed constraints (scripts/compat_constraints.py).
 # Then the newest Airflow on Python 3.10 and 3.13.

@@ -109,6 +109,7 @@ class EmulatorApp:
             return
 
         headers = scope.get("headers") or []
+        client = scope.get("client")
         entry: dict[str, Any] = {
             "seq": 0,
             "time": iso(time.time()),
@@ -120,6 +121,8 @@ class EmulatorApp:
             "host": next((v.decode("latin-1") for n, v in headers if n == b"host"), None),
             "key": None,
             "request_id": request_id,
+            # The peer's address: one connection belongs to one process (distributed e2e test).
+            "client": f"{client[0]}:{client[1]}" if client else None,
             "fault": None,
             "duration_ms": None,
         }

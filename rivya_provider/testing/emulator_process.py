@@ -123,7 +123,8 @@ class RivyaEmulator:
 
     def requests(self, path_prefix: str | None = None) -> list[dict[str, Any]]:
         """Requests received, oldest first (``method``, ``path``, ``query``, ``status``,
-        ``headers_present``, ``host``, ``key``, ``fault``...), optionally filtered by path."""
+        ``headers_present``, ``host``, ``key``, ``client``, ``fault``...), optionally filtered
+        by path."""
         entries: list[dict[str, Any]] = self._control("GET", "requests")
         if path_prefix is None:
             return entries

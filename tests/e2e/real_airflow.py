@@ -40,10 +40,17 @@ class Processes:
         self.logs = logs
         self.started: dict[str, subprocess.Popen[Any]] = {}
 
-    def start(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[Any]:
+    def start(
+        self, name: str, command: list[str], env: dict[str, str], cwd: Path | None = None
+    ) -> subprocess.Popen[Any]:
         log = (self.logs / f"{name}.log").open("ab")
         process = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            command,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
         )
         log.close()
         self.started[name] = process
@@ -117,7 +124,9 @@ def task_log_tails(home: Path, task_ids: list[str], lines: int = 60) -> str:
     return "\n".join(out)
 
 
-def _airflow_env(home: Path, port: int, emulator_url: str, **extra: str) -> dict[str, str]:
+def _airflow_env(
+    home: Path, port: int, emulator_url: str, executor: str = "LocalExecutor", **extra: str
+) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -127,7 +136,7 @@ def _airflow_env(home: Path, port: int, emulator_url: str, **extra: str) -> dict
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+        AIRFLOW__CORE__EXECUTOR=executor,
         AIRFLOW__CORE__PARALLELISM="4",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
         AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
@@ -147,10 +156,10 @@ def _airflow_env(home: Path, port: int, emulator_url: str, **extra: str) -> dict
             {"conn_type": "rivya", "host": emulator_url, "password": EMULATOR_KEY}
         ),
         RIVYA_OUTPUT_DIR=str(home / "output"),
-        **extra,
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         PYTHONUNBUFFERED="1",
     )
+    env.update(extra)  # a test's own settings win (e.g. parallelism, the output folder)
     return env
 
 
