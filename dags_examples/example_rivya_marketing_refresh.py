@@ -1,18 +1,26 @@
-"""Refresh a product catalogue's marketing images every week: one batch task for all products.
+"""Refresh a product catalogue's marketing images every week, paying only for what changed.
 
-Use it for scheduled asset refreshes: a seasonal look for every product, regenerated weekly. The
-catalogue (``assets/products.json``) is read when the run starts, not when the file is parsed; one
-item per product (its SKU as the key, a prompt filled in from a template) goes to
-``RivyaBatchGenerateImagesOperator``, which checks every item and the estimated cost
-(``max_credits``) before anything is paid, submits each product once, waits for all of them in a
-single deferral, and stores ``<SKU>_0.png`` plus an ``index.jsonl`` (one line per product) in a
-dated folder, ``$RIVYA_OUTPUT_DIR/marketing/<ds>/``. One task, whatever the catalogue's size; for a
-handful of prompts, ``RivyaGenerateImageOperator.partial(...).expand(prompt=...)`` does too.
+Use it for scheduled asset refreshes: a seasonal look for every product, refreshed weekly. The
+catalogue (``assets/products.json``, or the JSON file ``RIVYA_CATALOGUE`` names) is read when the
+run starts, not when the file is parsed; one item per product (its SKU as the key, a prompt
+filled in from a template) goes to ``RivyaBatchGenerateImagesOperator``, which checks every item
+and the estimated cost (``max_credits``) before anything is paid, and waits for all of them in a
+single deferral. One task, whatever the catalogue's size.
+
+The images live in one stable folder, ``$RIVYA_OUTPUT_DIR/marketing/catalogue/``: ``<SKU>_0.png``
+per product and an ``index.jsonl`` (one line per product). With ``skip_unchanged=True`` a product
+whose prompt, size and model are the same as when its image was stored, and whose image is still
+there intact, is reused without any request: a week in which 5 of 2,000 products changed pays for
+5 images. A new season changes every prompt, so that week regenerates the whole catalogue. Images
+of products that left the catalogue are not deleted; the index lists the current products only.
+Each run copies the index (not the images) to ``marketing/history/<ds>/`` as its dated record.
 
 The batch task updates the Airflow Asset ``rivya_marketing_images``: schedule a downstream DAG on
-it (``schedule=[MARKETING_IMAGES]``) to publish the refreshed set as soon as it is ready.
+it (``schedule=[MARKETING_IMAGES]``) to publish the refreshed set as soon as it is ready; its
+event's ``extra["rivya"]`` says how many were generated and reused.
 
-``RIVYA_MARKETING_MAX_PRODUCTS`` (read at run time) caps how many products are refreshed.
+``RIVYA_MARKETING_MAX_PRODUCTS`` (read at run time) caps how many products are refreshed; the
+``image_size`` param (trigger with ``{"image_size": "square_hd"}``) changes every product's size.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import os
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import Asset, Param, dag, task
 
 from rivya_provider.operators.batch import RivyaBatchGenerateImagesOperator
 
@@ -29,6 +37,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CATALOGUE = os.path.join(HERE, "assets", "products.json")
 OUTPUT_DIR = os.environ.get("RIVYA_OUTPUT_DIR") or os.path.join(os.path.dirname(HERE), "output")
 MARKETING_DIR = f"{OUTPUT_DIR}/marketing"
+#: The catalogue's current images (stable, so each run sees what the last one stored).
+CATALOGUE_IMAGES = f"{MARKETING_DIR}/catalogue"
+IMAGE_SIZES = [
+    "square",
+    "square_hd",
+    "portrait_4_3",
+    "portrait_16_9",
+    "landscape_4_3",
+    "landscape_16_9",
+]
 
 PROMPT_TEMPLATE = (
     "Marketing photo of {description}, {style}. {season} campaign, clean composition, "
@@ -40,7 +58,7 @@ SEASONS.update({6: "Summer", 7: "Summer", 8: "Summer", 9: "Autumn", 10: "Autumn"
 #: A typo in a catalogue filter must not spend thousands of credits: 4 credits per image.
 MAX_CREDITS = 4 * 500
 
-MARKETING_IMAGES = Asset(name="rivya_marketing_images", uri=f"file://{MARKETING_DIR}")
+MARKETING_IMAGES = Asset(name="rivya_marketing_images", uri=f"file://{CATALOGUE_IMAGES}")
 
 
 @dag(
@@ -51,6 +69,7 @@ MARKETING_IMAGES = Asset(name="rivya_marketing_images", uri=f"file://{MARKETING_
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
     tags=["rivya", "example"],
     doc_md=__doc__,
+    params={"image_size": Param("landscape_4_3", enum=IMAGE_SIZES)},
 )
 def example_rivya_marketing_refresh() -> None:
     @task
@@ -58,7 +77,7 @@ def example_rivya_marketing_refresh() -> None:
         """Read the product catalogue at run time (never at parse time)."""
         import json
 
-        with open(CATALOGUE, encoding="utf-8") as handle:
+        with open(os.environ.get("RIVYA_CATALOGUE") or CATALOGUE, encoding="utf-8") as handle:
             products: list[dict[str, Any]] = json.load(handle)
         limit = os.environ.get("RIVYA_MARKETING_MAX_PRODUCTS")
         return products[: int(limit)] if limit else products
@@ -75,15 +94,30 @@ def example_rivya_marketing_refresh() -> None:
             for product in products
         ]
 
-    RivyaBatchGenerateImagesOperator(
+    generate = RivyaBatchGenerateImagesOperator(
         task_id="generate_product_images",
         items=build_items(load_catalogue()),
-        image_size="landscape_4_3",
-        output_path=MARKETING_DIR + "/{{ ds }}",
+        image_size="{{ params.image_size }}",
+        output_path=CATALOGUE_IMAGES,
+        skip_unchanged=True,
         deferrable=True,
         max_credits=MAX_CREDITS,
         outlets=[MARKETING_IMAGES],
     )
+
+    @task
+    def archive_index(summary: dict[str, Any], ds: str | None = None) -> str:
+        """The run's dated record: a copy of the index and summary (the images stay put)."""
+        from airflow.sdk import ObjectStoragePath
+
+        source = ObjectStoragePath(summary["index"])
+        history = source.parent.parent / "history" / str(ds)
+        history.mkdir(parents=True, exist_ok=True)
+        for name in ("index.jsonl", "summary.json"):
+            (history / name).write_text((source.parent / name).read_text())
+        return str(history / "index.jsonl")
+
+    archive_index(generate.output)
 
 
 example_rivya_marketing_refresh()

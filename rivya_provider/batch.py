@@ -13,7 +13,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -27,12 +26,21 @@ from rivya_provider.api.errors import (
     RivyaError,
     RivyaValidationError,
 )
+from rivya_provider.reuse import (
+    INDEX_NAME,
+    list_folder,
+    mark_storing,
+    record_stored,
+    request_digest,
+    stored_for_generation,
+)
 from rivya_provider.storage import (
     as_storage_path,
     check_output_name,
     output_stem,
     remove_stale_parts,
     store_images,
+    write_atomically,
 )
 
 if TYPE_CHECKING:
@@ -49,9 +57,13 @@ __all__ = [
     "PlannedItem",
     "checked_concurrency",
     "checked_failed_fraction",
+    "find_reusable",
+    "generated_items",
+    "index_path",
     "load_items",
     "outcomes_after_wait",
     "plan_items",
+    "reused_outcomes",
     "store_outcomes",
     "submit_items",
     "summarize",
@@ -71,9 +83,8 @@ ITEM_FIELDS = (
 )
 #: Errors that stop the whole batch: they would fail every other item the same way.
 ACCOUNT_ERRORS = (AuthenticationError, PermissionDeniedError, InsufficientCreditsError)
-#: Where a stored item's record is kept, so a retry does not download it again.
-STORED_FOLDER = ".rivya-stored"
-INDEX_NAME = "index.jsonl"
+#: The batch's description next to the index: counts, credits spent and saved.
+SUMMARY_NAME = "summary.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +120,8 @@ class ItemOutcome:
     final_credits: int | None = None
     error: dict[str, Any] | None = None
     created_at: float | None = None  # epoch seconds; for the first status check, not indexed
+    digest: str | None = None  # the request digest (``rivya_provider.reuse``)
+    reused: bool = False  # carried forward from an earlier run; nothing was sent for it
 
     def line(self) -> dict[str, Any]:
         """The JSON object written to ``index.jsonl``."""
@@ -116,10 +129,26 @@ class ItemOutcome:
             "key": self.key,
             "generation_id": self.generation_id,
             "status": self.status,
+            "reused": self.reused,
+            "digest": self.digest,
             "images": self.images,
             "final_credits": self.final_credits,
             "error": self.error,
         }
+
+    @classmethod
+    def reused_from(cls, record: Mapping[str, Any]) -> ItemOutcome:
+        """A reused item, as its record says (original generation id, images, credits)."""
+        credits = record.get("final_credits")
+        return cls(
+            str(record["key"]),
+            generation_id=record.get("generation_id"),
+            status="succeeded",
+            images=list(record.get("images") or []),
+            final_credits=credits if isinstance(credits, int) else None,
+            digest=record.get("digest"),
+            reused=True,
+        )
 
 
 def _refuse(field: str, rule: str) -> RivyaValidationError:
@@ -379,44 +408,6 @@ def outcomes_after_wait(
     return outcomes
 
 
-def _stored_record(folder: ObjectStoragePath, key: str) -> ObjectStoragePath:
-    return folder / STORED_FOLDER / f"{key}.json"
-
-
-def _already_stored(
-    folder: ObjectStoragePath, key: str, generation_id: str
-) -> list[dict[str, Any]] | None:
-    """The images an earlier try stored for this item's generation, if all are still intact."""
-    record = _stored_record(folder, key)
-    try:
-        saved = json.loads(record.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(saved, dict) or saved.get("generation_id") != generation_id:
-        return None
-    images = saved.get("images")
-    if not isinstance(images, list) or not images:
-        return None
-    for image in images:
-        try:
-            path = ObjectStoragePath(image["path"])
-            if path.stat().st_size != image["size_bytes"]:
-                return None
-        except (OSError, KeyError, TypeError, ValueError):
-            return None
-    return images
-
-
-def _remember_stored(
-    folder: ObjectStoragePath, key: str, generation_id: str, images: list[dict[str, Any]]
-) -> None:
-    record = _stored_record(folder, key)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    partial = record.parent / f".{key}.{uuid.uuid4().hex}.part"
-    partial.write_text(json.dumps({"generation_id": generation_id, "images": images}))
-    partial.rename(record)
-
-
 def store_outcomes(
     client: RivyaClient,
     planned: Sequence[PlannedItem],
@@ -430,17 +421,23 @@ def store_outcomes(
 
     Each succeeded generation is read again first (fresh result URLs). An item whose images
     cannot be stored gets status ``store_failed`` with the error; the others are unaffected.
+    Each item's record (``rivya_provider.reuse``) says ``storing`` before its files change and
+    what was stored after, so a crash never leaves a record naming a file it does not hold.
     """
     folder = as_storage_path(output_path)
     remove_stale_parts(folder, [output_stem(item.key) for item in planned], task_log)
+    listing = list_folder(folder)  # once for the batch: what an earlier try stored
 
     def store(item: PlannedItem) -> None:
         outcome = outcomes[item.key]
+        outcome.digest = request_digest(item.request)
         if outcome.status != "succeeded" or outcome.generation_id is None:
             return
-        kept = _already_stored(folder, item.key, outcome.generation_id)
+        kept = stored_for_generation(folder, item.key, outcome.generation_id, listing)
         if kept is not None:
-            outcome.images = kept
+            outcome.images = kept["images"]
+            credits = kept.get("final_credits")
+            outcome.final_credits = credits if isinstance(credits, int) else outcome.final_credits
             task_log.info("%s: stored by an earlier try, not downloaded again", item.key)
             return
         try:
@@ -451,6 +448,7 @@ def store_outcomes(
                     f"generation {generation.id} says succeeded but lists no result",
                     code="invalid_response",
                 )
+            mark_storing(folder, item.key, outcome.digest, generation.id)
             outcome.images = store_images(
                 client,
                 generation,
@@ -460,7 +458,14 @@ def store_outcomes(
                 name=item.key,
                 clean_stale_parts=False,
             )
-            _remember_stored(folder, item.key, generation.id, outcome.images)
+            record_stored(
+                folder,
+                item.key,
+                outcome.digest,
+                generation.id,
+                outcome.images,
+                generation.final_credits,
+            )
         except RivyaError as exc:
             outcome.status = "store_failed"
             outcome.error = {"code": exc.code, "message": exc.message}
@@ -469,30 +474,102 @@ def store_outcomes(
         list(pool.map(store, planned))
 
 
-def write_index(output_path: str | ObjectStoragePath, outcomes: Sequence[ItemOutcome]) -> str:
-    """Write ``<output_path>/index.jsonl`` atomically (one line per item); return its path."""
+def find_reusable(
+    planned: Sequence[PlannedItem], output_path: str | ObjectStoragePath, verify: object
+) -> dict[str, dict[str, Any]]:
+    """The records of the items to reuse (``rivya_provider.reuse``), by key.
+
+    :raises RivyaValidationError: a bad ``verify_unchanged``, or an item's reference without
+        its sha256 (naming the item).
+    """
+    from rivya_provider.reuse import check_reusable_request, check_verify, reusable
+
+    mode = check_verify(verify)
+    for item in planned:
+        check_reusable_request(item.request, f"items[{item.position}].reference_media_items")
+    wanted = {item.key: request_digest(item.request) for item in planned}
+    return reusable(as_storage_path(output_path), wanted, mode)
+
+
+def generated_items(planned: Sequence[PlannedItem], state: Mapping[str, Any]) -> list[PlannedItem]:
+    """The items a run generates: all but those ``state["reused"]`` names (by position)."""
+    reused = set(state.get("reused") or [])
+    return [item for item in planned if item.position not in reused]
+
+
+def reused_outcomes(
+    planned: Sequence[PlannedItem],
+    state: Mapping[str, Any],
+    output_path: str | ObjectStoragePath,
+    verify: object,
+    records: Mapping[str, dict[str, Any]] | None = None,
+) -> dict[str, ItemOutcome]:
+    """The outcomes of the items ``state`` says are reused, from ``records`` (else looked up
+    again, e.g. after a deferral); one whose images changed meanwhile ends ``reuse_lost`` (the
+    next run generates it)."""
+    reused = set(state.get("reused") or [])
+    items = [item for item in planned if item.position in reused]
+    if not items:
+        return {}
+    if records is None:
+        records = find_reusable(items, output_path, verify)
+    outcomes: dict[str, ItemOutcome] = {}
+    for item in items:
+        record = records.get(item.key)
+        if record is not None:
+            outcomes[item.key] = ItemOutcome.reused_from(record)
+            continue
+        error = "its stored images changed while the batch ran; the next run generates it"
+        outcomes[item.key] = ItemOutcome(
+            item.key,
+            status="reuse_lost",
+            digest=request_digest(item.request),
+            error={"code": "reuse_lost", "message": error},
+        )
+    return outcomes
+
+
+def index_path(output_path: str | ObjectStoragePath) -> str:
+    """Where the batch's ``index.jsonl`` is (or will be)."""
+    return str(as_storage_path(output_path) / INDEX_NAME)
+
+
+def write_index(
+    output_path: str | ObjectStoragePath,
+    outcomes: Sequence[ItemOutcome],
+    summary: Mapping[str, Any] | None = None,
+) -> str:
+    """Replace ``<output_path>/index.jsonl`` (one line per item) atomically, after
+    ``summary.json`` when a summary is given; return the index's path."""
     folder = as_storage_path(output_path)
+    if summary is not None:
+        write_atomically(folder / SUMMARY_NAME, json.dumps(summary, indent=1) + "\n")
     index = folder / INDEX_NAME
-    partial = folder / f".{INDEX_NAME}.{uuid.uuid4().hex}.part"
-    with partial.open("w") as sink:
-        for outcome in outcomes:
-            sink.write(json.dumps(outcome.line(), separators=(",", ":")) + "\n")
-    partial.rename(index)
+    text = "".join(json.dumps(o.line(), separators=(",", ":")) + "\n" for o in outcomes)
+    write_atomically(index, text)
     return str(index)
 
 
 def summarize(
     outcomes: Sequence[ItemOutcome], index_path: str, estimate: str | None
 ) -> dict[str, Any]:
-    """The task's small return value: counts by status, credits, the index (no per-item data)."""
+    """The task's small return value: counts by status, generated/reused/failed, credits spent
+    by this run and an estimate of those saved by reuse (what the reused items cost when they
+    were made), and the index (no per-item data)."""
     counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    made = [o for o in outcomes if not o.reused]
+    reused = [o for o in outcomes if o.reused]
     return {
         "items": len(outcomes),
         "by_status": dict(sorted(counts.items())),
-        "credits_reserved": sum(o.reserved_credits or 0 for o in outcomes),
-        "credits_spent": sum(o.final_credits or 0 for o in outcomes if o.status == "succeeded"),
+        "generated": sum(1 for o in made if o.status == "succeeded"),
+        "reused": len(reused),
+        "failed": sum(1 for o in outcomes if o.status != "succeeded"),
+        "credits_reserved": sum(o.reserved_credits or 0 for o in made),
+        "credits_spent": sum(o.final_credits or 0 for o in made if o.status == "succeeded"),
+        "credits_saved_estimate": sum(o.final_credits or 0 for o in reused),
         "estimate": estimate,
         "index": index_path,
     }

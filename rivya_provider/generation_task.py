@@ -118,6 +118,11 @@ class GenerationTaskMixin(_OperatorBase):
         """Label a mapped task in the grid (see :func:`.observability.label_map_index`);
         nothing by default."""
 
+    def reuse_record(self) -> tuple[str, str] | None:
+        """``(output_name, request digest)`` when the stored images get a record for
+        ``skip_unchanged`` (``rivya_provider.reuse``); ``None`` by default."""
+        return None
+
     def lineage_reference_items(self) -> object:
         """The reference items this task sent, as OpenLineage inputs (a sensor knows none)."""
         return None
@@ -167,7 +172,8 @@ class GenerationTaskMixin(_OperatorBase):
             publish_to_outlets,
             push_link,
         )
-        from rivya_provider.storage import build_manifest, store_images
+        from rivya_provider.reuse import mark_storing, record_stored
+        from rivya_provider.storage import as_storage_path, build_manifest, store_images
 
         self._rivya_generation_id = generation.id  # for lineage, whatever happens next
         if not generation.succeeded:
@@ -179,6 +185,11 @@ class GenerationTaskMixin(_OperatorBase):
                 code="invalid_response",
                 retryable=True,
             )
+        # The record of what is stored (for skip_unchanged) says "storing" while files change.
+        recorded = self.reuse_record()
+        folder = as_storage_path(self.output_path) if self.output_path is not None else None
+        if recorded is not None and folder is not None:
+            mark_storing(folder, *recorded, generation.id)
         images = store_images(
             client,
             generation,
@@ -187,6 +198,8 @@ class GenerationTaskMixin(_OperatorBase):
             self.log,
             name=self.output_name_hint(),
         )
+        if recorded is not None and folder is not None:
+            record_stored(folder, *recorded, generation.id, images, generation.final_credits)
         self.log.info(
             "Rivya generation %s succeeded: %s credits; %s",
             generation.id,

@@ -28,9 +28,11 @@ __all__ = [
     "as_storage_path",
     "build_manifest",
     "check_output_name",
+    "is_local",
     "output_stem",
     "prepare_output_location",
     "store_images",
+    "write_atomically",
 ]
 
 #: Upper bound on one stored image; Rivya documents no output size, 64 MiB is far above any PNG.
@@ -62,6 +64,30 @@ def as_storage_path(location: str | ObjectStoragePath) -> ObjectStoragePath:
     if "://" in text:
         return ObjectStoragePath(text)
     return ObjectStoragePath(f"file://{os.path.abspath(os.path.expanduser(text))}")
+
+
+def is_local(location: ObjectStoragePath) -> bool:
+    """Whether ``location`` is on this machine's file system (not object storage)."""
+    return location.protocol in ("", "file", "local")
+
+
+def write_atomically(path: ObjectStoragePath, text: str) -> None:
+    """Replace ``path`` with ``text``; a reader sees the old file or the new one, never a part.
+
+    Locally a temporary file in the same folder is renamed over it. On object storage the
+    finished text goes in one PUT (an object appears whole; a rename there is a copy).
+    """
+    if not is_local(path):
+        path.write_text(text)
+        return
+    partial = path.parent / f".{path.name}.{uuid.uuid4().hex}.part"
+    try:
+        partial.write_text(text)
+        partial.rename(path)
+    except BaseException:
+        if partial.exists():
+            partial.unlink()
+        raise
 
 
 def prepare_output_location(
@@ -229,7 +255,7 @@ def store_images(
     if clean_stale_parts:
         remove_stale_parts(folder, [stem], log)
     # A local file is on one machine: say which (object storage means the same everywhere).
-    writer_host = _hostname() if folder.protocol in ("", "file", "local") else None
+    writer_host = _hostname() if is_local(folder) else None
     images: list[dict[str, Any]] = []
     for index, url in enumerate(urls):
         for attempt in range(1, IMAGE_ATTEMPTS + 1):

@@ -93,6 +93,17 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "rivya_provider.testing",
         "rivya_provider.emulator",
     ),
+    # Reuse across runs (skip_unchanged): the records and the rule, below the operators.
+    "reuse.py": (
+        "rivya_provider.operators",
+        "rivya_provider.sensors",
+        "rivya_provider.triggers",
+        "rivya_provider.generation_task",
+        "rivya_provider.batch",
+        "rivya_provider.hooks",
+        "rivya_provider.testing",
+        "rivya_provider.emulator",
+    ),
     # What the UI and downstream DAGs see (labels, link targets, Asset extras) and the links.
     "observability.py": (
         "rivya_provider.operators",

@@ -265,14 +265,29 @@ class GenerationRequest(BaseModel):
         """Hex SHA-256 of :meth:`canonical_json`: the exact body sent."""
         return hashlib.sha256(self.canonical_json()).hexdigest()
 
-    def content_sha256(self) -> str:
-        """Hex SHA-256 of the work asked for (input of idempotency keys).
+    def references_without_digest(self) -> list[str]:
+        """URLs of the references whose content digest is not known (no ``sha256`` given)."""
+        items = self.params.get("referenceMediaItems")
+        if not isinstance(items, list):
+            return []
+        return [
+            str(item.get("url"))
+            for item in items
+            if isinstance(item, dict) and item.get("url") not in self._reference_sha256
+        ]
 
-        As :meth:`body_sha256`, except that a reference whose content digest is known
-        (``sha256`` on the item) counts by that digest, not by its URL: re-uploading the same
-        bytes, which gives a new URL, does not make it new work.
+    def content_sha256(self) -> str:
+        """Hex SHA-256 of the work asked for: the one request digest (idempotency keys, the
+        batch's plan, and reuse across runs with ``skip_unchanged``).
+
+        Covers the model, the prompt and the params, with each reference whose content digest
+        is known (``sha256`` on the item) counted by that digest, not by its URL: re-uploading the
+        same bytes, which gives a new URL, does not make it new work. The ``client_request_id``
+        is a trace id, not work: it is left out, so the digest is the same on any run, try or
+        worker.
         """
         body = self.to_api()
+        body.pop("client_request_id", None)
         items = body.get("params", {}).get("referenceMediaItems")
         if self._reference_sha256 and isinstance(items, list):
             body["params"] = {

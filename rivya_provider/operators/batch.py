@@ -1,3 +1,5 @@
+# Over 400 lines: the operator's ~60-line docstring (every argument) and its two entry points
+# (execute, execute_complete) with their thin steps; the rules live in rivya_provider.batch.
 """RivyaBatchGenerateImagesOperator: hundreds to thousands of images in one task, paid once each."""
 
 from __future__ import annotations
@@ -71,6 +73,13 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
     :param max_concurrency: submissions and downloads in flight at once (1 to 64). Default 8.
     :param output_url: the ``http(s)://`` address where ``output_path`` is served (templated);
         the task's "Rivya batch index" link opens ``index.jsonl`` there (no link without it).
+    :param skip_unchanged: reuse, without any request, each item whose request (model, prompt,
+        params, references by their bytes' sha256) is unchanged since it was last stored in
+        ``output_path`` and whose images are still there with their recorded size; only the
+        others are generated (and count for ``max_credits`` and ``check_balance``). The index
+        lists reused items with ``"reused": true`` and their original generation. Default off.
+    :param verify_unchanged: how reused images are checked: ``size`` (one listing of the
+        folder) or ``sha256`` (each image is read and hashed too).
     """
 
     template_fields: Sequence[str] = (
@@ -110,6 +119,8 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         check_balance: bool = False,
         max_concurrency: int = 8,
         output_url: str | None = None,
+        skip_unchanged: bool = False,
+        verify_unchanged: str = "size",
         retries: int | None = DEFAULT_RETRIES,
         retry_delay: timedelta | float = DEFAULT_RETRY_DELAY,
         **kwargs: Any,
@@ -131,6 +142,8 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         self.check_balance = check_balance
         self.max_concurrency = max_concurrency
         self.output_url = output_url
+        self.skip_unchanged = skip_unchanged
+        self.verify_unchanged = verify_unchanged
 
     def rivya_hook(self) -> RivyaHook:
         """The hook of this task's ``rivya_conn_id``."""
@@ -163,23 +176,29 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
                 raise RivyaValidationError(rule, field="output_path")
             prepare_output_location(output_path)
             check_output_url(self.output_url)
+            reused = self._reusable(planned)
+            generated = [item for item in planned if item.key not in reused]
             with self.rivya_hook().get_client() as client:
-                estimate = check_before_create(
-                    client,
-                    self.model,
-                    len(planned),
-                    max_credits=max_credits,
-                    check_balance=bool(self.check_balance),
-                )
+                estimate = None
+                if generated:  # only the items really generated count against the budget
+                    estimate = check_before_create(
+                        client,
+                        self.model,
+                        len(generated),
+                        max_credits=max_credits,
+                        check_balance=bool(self.check_balance),
+                    ).describe()
                 store = task_state_store(context)
                 previous = (store.get(STATE_STORE_KEY) if store is not None else None) or {}
-                outcomes = self._submit(client, planned, context, previous, concurrency, store)
+                outcomes = self._submit(client, generated, context, previous, concurrency, store)
                 deadline = time.time() + timeout
-                state = submission_state(planned, outcomes) | {
+                state = submission_state(generated, outcomes) | {
                     "plan": plan_digest(planned),
-                    "estimate": estimate.describe(),
+                    "estimate": estimate,
                     "deadline": deadline,
                 }
+                if reused:
+                    state["reused"] = [item.position for item in planned if item.key in reused]
                 # Kept for the resume in XCom (the same try reads it back), not in the defer's
                 # kwargs: dag.test() replaces those with the event.
                 context["ti"].xcom_push(key=STATE_XCOM_KEY, value=state)
@@ -230,6 +249,19 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
             reference_media_items=self.reference_media_items,
         )
         return plan_items(load_items(self.items), defaults)
+
+    def _reusable(self, planned: list[PlannedItem]) -> dict[str, dict[str, Any]]:
+        """With ``skip_unchanged``: the records of the items stored unchanged and intact, by
+        key; decided before anything is sent."""
+        from rivya_provider.batch import find_reusable
+
+        if not self.skip_unchanged:
+            return {}
+        found = find_reusable(planned, self.output_path, self.verify_unchanged)
+        count = len(planned)
+        self.log.info("Reusing %d of %d items (unchanged, intact)", len(found), count)
+        self._reused_records = found
+        return found
 
     def _poll_schedule(self) -> PollSchedule | None:
         from rivya_provider.api.polling import PollSchedule
@@ -320,13 +352,14 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         """After a wait: the items whose generation failed get one fresh submission (under the
         next key of each one's series) and one more wait; then store, index and decide."""
         from rivya_provider.api.errors import RivyaError
-        from rivya_provider.batch import failed_positions, submission_state
+        from rivya_provider.batch import failed_positions, generated_items, submission_state
         from rivya_provider.compat import task_state_store
         from rivya_provider.observability import publish_to_outlets
 
+        generated = generated_items(planned, state)
         positions = [] if "second_round" in state else failed_positions(state, event)
         if positions:
-            retried = [planned[p] for p in positions]
+            retried = [generated[p] for p in positions]
             store = task_state_store(context)
             previous = (store.get(STATE_STORE_KEY) if store is not None else None) or {}
             try:
@@ -373,15 +406,28 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         """Store what succeeded, write the index (and record the link to it), then succeed or
         fail by the failed share."""
         from rivya_provider.api.errors import RivyaError
-        from rivya_provider.batch import final_outcomes, store_outcomes, summarize, write_index
+        from rivya_provider.batch import (
+            final_outcomes,
+            generated_items,
+            index_path,
+            reused_outcomes,
+            store_outcomes,
+            summarize,
+            write_index,
+        )
         from rivya_provider.observability import push_link, served_url
 
-        outcomes = final_outcomes(planned, state, event)
-        store_outcomes(client, planned, outcomes, self.output_path, concurrency, self.log)
+        generated = generated_items(planned, state)
+        outcomes = final_outcomes(generated, state, event)
+        store_outcomes(client, generated, outcomes, self.output_path, concurrency, self.log)
+        records = getattr(self, "_reused_records", None)  # else looked up again
+        outcomes |= reused_outcomes(
+            planned, state, self.output_path, self.verify_unchanged, records
+        )
         ordered = [outcomes[item.key] for item in planned]
-        index = write_index(self.output_path, ordered)
+        summary = summarize(ordered, index_path(self.output_path), state.get("estimate"))
+        index = write_index(self.output_path, ordered, summary)
         push_link(context, served_url(index, self.output_path, self.output_url) or "")
-        summary = summarize(ordered, index, state.get("estimate"))
         ids = [o.generation_id for o in ordered if o.generation_id]
         self._rivya_lineage = ([item.request.params for item in planned], summary, ids)
         self.log.info("Rivya batch: %s; index %s", summary["by_status"], index)

@@ -65,6 +65,12 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
     :param output_url: the ``http(s)://`` address where ``output_path`` is served (a CDN or web
         server in front of the bucket or share), templated. The task's "Rivya image" link opens the
         stored image there; without it, the result URL Rivya signed (which may expire).
+    :param skip_unchanged: with ``output_name`` and ``output_path``: send no request and return
+        the stored images when this request (model, prompt, params, references by their bytes'
+        sha256) is the one they were made from and they are intact, as the batch operator does
+        per item. The manifest then says ``"reused": true``. Default off.
+    :param verify_unchanged: how the stored images are checked for reuse: ``size`` (one
+        listing of the folder) or ``sha256`` (each image is read and hashed too).
     """
 
     template_fields: Sequence[str] = (
@@ -108,6 +114,8 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         check_balance: bool = False,
         output_name: str | None = None,
         output_url: str | None = None,
+        skip_unchanged: bool = False,
+        verify_unchanged: str = "size",
         retries: int | None = DEFAULT_RETRIES,
         retry_delay: timedelta | float = DEFAULT_RETRY_DELAY,
         **kwargs: Any,
@@ -131,6 +139,8 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         self.check_balance = check_balance
         self.output_name = output_name
         self.output_url = output_url
+        self.skip_unchanged = skip_unchanged
+        self.verify_unchanged = verify_unchanged
         self._last_status: str | None = None
 
     # -- execute ----------------------------------------------------------------------------
@@ -151,6 +161,8 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
             self.check_wait_settings()
             base_key = self._base_key(request, context)
             max_credits = check_max_credits(self.max_credits)
+            if self.skip_unchanged and (reused := self._stored_unchanged(request)) is not None:
+                return self._finish_reused(reused, client_request_id, context)
             with self.rivya_hook().get_client() as client:
                 check_before_create(
                     client,
@@ -204,6 +216,80 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         value = (self.model_params or {}).get("output_format")
         return str(value) if value else ("png" if self.model == "qwen-image" else None)
 
+    def reuse_record(self) -> tuple[str, str] | None:
+        """With ``output_name``, the stored images get a record of their request digest, so a
+        later run with ``skip_unchanged`` can reuse them."""
+        from rivya_provider.reuse import request_digest
+
+        if self.output_name is None:
+            return None
+        return self.output_name, request_digest(self._build_request(None))
+
+    def _stored_unchanged(self, request: GenerationRequest) -> dict[str, Any] | None:
+        """The record of the images stored for this very request under ``output_name``, if they
+        are intact (``rivya_provider.reuse``); checked before any request.
+
+        :raises RivyaValidationError: ``skip_unchanged`` without ``output_name`` or
+            ``output_path``, a reference without its sha256, or a bad ``verify_unchanged``.
+        """
+        from rivya_provider.api.errors import RivyaValidationError
+        from rivya_provider.reuse import (
+            check_reusable_request,
+            check_verify,
+            request_digest,
+            reusable,
+        )
+        from rivya_provider.storage import as_storage_path
+
+        if self.output_name is None or self.output_path is None:
+            missing = "output_name" if self.output_name is None else "output_path"
+            raise RivyaValidationError(
+                f"skip_unchanged: needs {missing}: the images are found again under a stable "
+                "name (output_name, e.g. a product key) in a stable folder (output_path); "
+                "without them every run writes new files and nothing can be reused",
+                field="skip_unchanged",
+            )
+        verify = check_verify(self.verify_unchanged)
+        check_reusable_request(request, "reference_media_items")
+        folder = as_storage_path(self.output_path)
+        found = reusable(folder, {self.output_name: request_digest(request)}, verify)
+        return found.get(self.output_name)
+
+    def _finish_reused(
+        self, record: dict[str, Any], client_request_id: str, context: Context
+    ) -> dict[str, Any]:
+        """The manifest of images reused from an earlier run (nothing was sent)."""
+        from rivya_provider.observability import (
+            generation_summary,
+            image_link,
+            publish_to_outlets,
+            push_link,
+        )
+
+        credits = record.get("final_credits")
+        manifest: dict[str, Any] = {
+            "generation_id": record.get("generation_id"),
+            "model": self.model,
+            "status": "succeeded",
+            "reused": True,
+            "primary_url": None,
+            "urls": [],
+            "reserved_credits": None,
+            "final_credits": credits if isinstance(credits, int) else None,
+            "client_request_id": client_request_id,
+            "images": record["images"],
+        }
+        self.log.info(
+            "Reused the images of Rivya generation %s (request unchanged, stored intact): %s",
+            manifest["generation_id"],
+            ", ".join(str(image.get("path")) for image in manifest["images"]),
+        )
+        context["ti"].xcom_push(key=GENERATION_ID_XCOM_KEY, value=manifest["generation_id"])
+        publish_to_outlets(context, self.outlets, generation_summary(manifest))
+        push_link(context, image_link(manifest, self.output_path, self.output_url))
+        self._rivya_manifest = manifest
+        return manifest
+
     def lineage_reference_items(self) -> object:
         """The reference items as rendered: OpenLineage inputs."""
         return self.reference_media_items
@@ -217,7 +303,7 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
 
         label_map_index(cast("dict[str, Any]", context), self.output_name or self.prompt)
 
-    def _build_request(self, client_request_id: str) -> GenerationRequest:
+    def _build_request(self, client_request_id: str | None) -> GenerationRequest:
         """The request from this task's arguments, validated locally; nothing is sent."""
         from rivya_provider.request_builder import build_request
 

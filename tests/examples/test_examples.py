@@ -155,7 +155,10 @@ def test_reference_example_uploads_then_generates_with_it(
 def test_marketing_example_generates_one_image_per_product_in_one_batch_task(
     examples: Examples, rivya_airflow_conn: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import shutil
+
     monkeypatch.setenv("RIVYA_MARKETING_MAX_PRODUCTS", "3")
+    shutil.rmtree(examples.output_dir / "marketing", ignore_errors=True)
     dag_run = examples.dag("example_rivya_marketing_refresh").test()
     _success(dag_run, examples)
 
@@ -164,8 +167,10 @@ def test_marketing_example_generates_one_image_per_product_in_one_batch_task(
     summary = examples.xcom(dag_run, "generate_product_images")
     assert summary["by_status"] == {"succeeded": 3}
     ds = dag_run.logical_date.strftime("%Y-%m-%d")
-    index_path = examples.output_dir / "marketing" / ds / "index.jsonl"
+    index_path = examples.output_dir / "marketing" / "catalogue" / "index.jsonl"
     assert _local(summary["index"]) == index_path
+    archived = examples.output_dir / "marketing" / "history" / ds / "index.jsonl"
+    assert archived.read_text() == index_path.read_text()  # the dated record: the index only
     index = [json.loads(line) for line in index_path.read_text().splitlines()]
     assert [entry["key"] for entry in index] == ["MUG-01", "LAMP-02", "BAG-03"]
     for entry in index:
