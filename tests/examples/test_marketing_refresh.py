@@ -52,7 +52,9 @@ class Refresh:
         self.catalogue_file.write_text(json.dumps(products))
 
     def creates(self) -> int:
-        return sum(1 for r in self.emulator.requests("/api/v1/generations") if r["method"] == "POST")
+        return sum(
+            1 for r in self.emulator.requests("/api/v1/generations") if r["method"] == "POST"
+        )
 
     def run(self, **conf: Any) -> tuple[dict[str, Any], int, int]:
         """One DAG run; returns its summary, the creates and all requests it sent."""

@@ -1,0 +1,203 @@
+"""[incremental] ``skip_unchanged``: the reuse rule (``rivya_provider.reuse``) on the generate and
+batch operators, run after run into one folder, against the emulator."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rivya_provider.compat import AirflowFailException
+from rivya_provider.operators.batch import RivyaBatchGenerateImagesOperator
+from rivya_provider.operators.generate import RivyaGenerateImageOperator
+from tests.operators.test_generate_validation import FakeTaskInstance
+
+REFERENCE = {"url": "http://127.0.0.1:1/a.png", "kind": "image", "mimeType": "image/png"}
+
+
+def _creates(emulator: Any) -> int:
+    return sum(1 for r in emulator.requests("/api/v1/generations") if r["method"] == "POST")
+
+
+def _generate(out: Path, run: str, **kwargs: Any) -> dict[str, Any]:
+    arguments = {
+        "prompt": "a lighthouse at dusk",
+        "output_path": str(out),
+        "output_name": "hero",
+        "skip_unchanged": True,
+        "deferrable": False,
+        "poll_interval": 0.2,
+        "retries": 0,
+        **kwargs,
+    }
+    operator = RivyaGenerateImageOperator(task_id="generate", **arguments)
+    result: dict[str, Any] = operator.execute({"ti": FakeTaskInstance(run_id=run)})  # type: ignore[arg-type]
+    return result
+
+
+def _batch(out: Path, items: list[dict[str, Any]], run: str, **kwargs: Any) -> dict[str, Any]:
+    arguments = {"deferrable": False, "poll_interval": 0.2, "retries": 0, **kwargs}
+    operator = RivyaBatchGenerateImagesOperator(
+        task_id="batch", items=items, output_path=str(out), skip_unchanged=True, **arguments
+    )
+    result: dict[str, Any] = operator.execute({"ti": FakeTaskInstance(run_id=run)})  # type: ignore[arg-type]
+    return result
+
+
+def _items(count: int, prefix: str = "product") -> list[dict[str, Any]]:
+    return [{"key": f"sku-{n}", "prompt": f"{prefix} {n}"} for n in range(count)]
+
+
+def test_the_generate_operator_reuses_its_stored_image_on_a_new_run_without_any_request(
+    rivya_airflow_conn: Any, tmp_path: Path
+) -> None:
+    first = _generate(tmp_path, "run-1")
+    assert "reused" not in first
+    image = Path(first["images"][0]["path"].removeprefix("file://"))
+    before = image.read_bytes()
+
+    sent = len(rivya_airflow_conn.requests())
+    again = _generate(tmp_path, "run-2")
+    assert len(rivya_airflow_conn.requests()) == sent  # not even a status check
+    assert again["reused"] is True
+    assert again["generation_id"] == first["generation_id"]
+    assert again["images"][0]["sha256"] == first["images"][0]["sha256"]
+    assert again["final_credits"] == first["final_credits"]
+    assert image.read_bytes() == before
+
+    changed = _generate(tmp_path, "run-3", prompt="a lighthouse at dawn")
+    assert "reused" not in changed
+    assert changed["generation_id"] != first["generation_id"]
+    assert _creates(rivya_airflow_conn) == 2
+
+
+def test_verify_sha256_catches_an_image_replaced_by_one_of_the_same_size(
+    rivya_airflow_conn: Any, tmp_path: Path
+) -> None:
+    first = _generate(tmp_path, "run-1")
+    image = Path(first["images"][0]["path"].removeprefix("file://"))
+    tampered = bytearray(image.read_bytes())
+    tampered[-20] ^= 0xFF  # same size, other bytes
+    image.write_bytes(bytes(tampered))
+
+    assert _generate(tmp_path, "run-2")["reused"] is True  # the size alone cannot tell
+    rehashed = _generate(tmp_path, "run-3", verify_unchanged="sha256")
+    assert "reused" not in rehashed
+    assert hashlib.sha256(image.read_bytes()).hexdigest() == rehashed["images"][0]["sha256"]
+    assert _creates(rivya_airflow_conn) == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"output_name": None}, "skip_unchanged"),
+        ({"output_path": None}, "skip_unchanged"),
+        ({"verify_unchanged": "md5"}, "verify_unchanged"),
+        ({"reference_media_items": REFERENCE}, "reference_media_items"),
+    ],
+    ids=["no-output-name", "no-output-path", "verify-md5", "reference-without-sha256"],
+)
+def test_skip_unchanged_is_refused_where_it_cannot_work_before_any_request(
+    rivya_airflow_conn: Any, tmp_path: Path, kwargs: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(AirflowFailException) as raised:
+        _generate(tmp_path, "run-1", **kwargs)
+    assert f"{field}:" in str(raised.value)
+    assert rivya_airflow_conn.requests() == []
+
+
+def test_a_reference_is_compared_by_its_bytes_not_its_url(
+    rivya_airflow_conn: Any, tmp_path: Path
+) -> None:
+    """An upload's item carries the sha256 of its bytes: uploading the same file again (a new
+    URL) still reuses the image; another file does not."""
+    from PIL import Image
+
+    from rivya_provider.operators.upload import RivyaFileUploadOperator
+
+    magenta = (
+        Path(__file__).resolve().parents[2] / "dags_examples" / "assets" / "reference_magenta.png"
+    )
+    cyan = tmp_path / "reference_cyan.png"
+    Image.new("RGB", (64, 64), (0, 200, 200)).save(cyan)
+
+    def upload(source: Path) -> dict[str, Any]:
+        operator = RivyaFileUploadOperator(task_id="upload", source=str(source))
+        item: dict[str, Any] = operator.execute({"ti": FakeTaskInstance()})  # type: ignore[arg-type]
+        return item
+
+    first, again = upload(magenta), upload(magenta)
+    assert first["url"] != again["url"]
+    assert first["sha256"] == again["sha256"]
+    _generate(tmp_path / "out", "run-1", reference_media_items=first)
+    assert _generate(tmp_path / "out", "run-2", reference_media_items=again)["reused"] is True
+    other = _generate(tmp_path / "out", "run-3", reference_media_items=upload(cyan))
+    assert "reused" not in other
+    assert _creates(rivya_airflow_conn) == 2
+
+
+def test_batch_guardrails_count_only_the_items_really_generated(
+    rivya_airflow_conn: Any, tmp_path: Path
+) -> None:
+    _batch(tmp_path, _items(10), "run-1")
+    items = _items(10)
+    items[0]["prompt"] = "product 0, in red"
+    items[1]["prompt"] = "product 1, in red"
+    # 10 items at 4 credits would be 40; only the 2 changed ones count against the cap of 8.
+    summary = _batch(tmp_path, items, "run-2", max_credits=8, check_balance=True)
+    assert (summary["generated"], summary["reused"]) == (2, 8)
+    assert summary["credits_spent"] == 8
+    assert summary["credits_saved_estimate"] == 32
+    assert _creates(rivya_airflow_conn) == 12
+    items[2]["prompt"] = "product 2, in red"
+    items[3]["prompt"] = "product 3, in red"
+    items[4]["prompt"] = "product 4, in red"
+    with pytest.raises(AirflowFailException, match=r"3 x 4 = 12 credits.*cap of 8"):
+        _batch(tmp_path, items, "run-3", max_credits=8)
+    assert _creates(rivya_airflow_conn) == 12
+
+
+def test_batch_refuses_an_item_reference_without_its_sha256_before_any_request(
+    rivya_airflow_conn: Any, tmp_path: Path
+) -> None:
+    items = [*_items(2), {"key": "sku-r", "prompt": "p", "reference_media_items": REFERENCE}]
+    with pytest.raises(AirflowFailException, match=r"items\[2\]\.reference_media_items:"):
+        _batch(tmp_path, items, "run-1")
+    assert rivya_airflow_conn.requests() == []
+
+
+def _record(out: Path, key: str) -> Path:
+    return out / ".rivya-stored" / f"{key}.json"
+
+
+def test_a_storing_record_is_never_reused(rivya_airflow_conn: Any, tmp_path: Path) -> None:
+    """A run killed between its ``storing`` record and its ``stored`` one may have replaced the
+    file: the next run regenerates that key, whatever the index says."""
+    _batch(tmp_path, _items(3), "run-1")
+    record = json.loads(_record(tmp_path, "sku-1").read_text())
+    _record(tmp_path, "sku-1").write_text(json.dumps({**record, "status": "storing"}))
+    summary = _batch(tmp_path, _items(3), "run-2")
+    assert (summary["generated"], summary["reused"]) == (1, 2)
+
+
+def test_a_record_older_than_the_index_is_not_read_and_a_newer_one_wins(
+    rivya_airflow_conn: Any, tmp_path: Path
+) -> None:
+    _batch(tmp_path, _items(3), "run-1")
+    index_time = (tmp_path / "index.jsonl").stat().st_mtime
+    record_path = _record(tmp_path, "sku-0")
+    record = json.loads(record_path.read_text())
+    # An old record says another request: the index (newer) wins, sku-0 is reused.
+    record_path.write_text(json.dumps({**record, "digest": "0" * 64}))
+    os.utime(record_path, (index_time - 60, index_time - 60))
+    assert _batch(tmp_path, _items(3), "run-2")["reused"] == 3
+    # The same record written after the index (a run that stored sku-0, then died) wins.
+    later = time.time() + 60
+    os.utime(record_path, (later, later))
+    summary = _batch(tmp_path, _items(3), "run-3")
+    assert (summary["generated"], summary["reused"]) == (1, 2)
