@@ -28,6 +28,8 @@ from rivya_provider.api.errors import (
 )
 from rivya_provider.reuse import (
     INDEX_NAME,
+    begin_storing,
+    end_storing,
     list_folder,
     mark_storing,
     record_stored,
@@ -424,13 +426,18 @@ def store_outcomes(
     Each item's record (``rivya_provider.reuse``) says ``storing`` before its files change and
     what was stored after, so a crash never leaves a record naming a file it does not hold.
     """
+    for item in planned:
+        outcomes[item.key].digest = request_digest(item.request)
+    if not any(outcomes[item.key].status == "succeeded" for item in planned):
+        return  # nothing to store: not even a listing
     folder = as_storage_path(output_path)
-    remove_stale_parts(folder, [output_stem(item.key) for item in planned], task_log)
-    listing = list_folder(folder)  # once for the batch: what an earlier try stored
+    listing = list_folder(folder)  # once for the batch: stale parts, what an earlier try stored
+    begin_storing(folder)  # removed by write_index: records newer than the index are read
+    stems = [output_stem(item.key) for item in planned]
+    remove_stale_parts(folder, stems, task_log, names=listing.files)
 
     def store(item: PlannedItem) -> None:
         outcome = outcomes[item.key]
-        outcome.digest = request_digest(item.request)
         if outcome.status != "succeeded" or outcome.generation_id is None:
             return
         kept = stored_for_generation(folder, item.key, outcome.generation_id, listing)
@@ -547,6 +554,7 @@ def write_index(
     index = folder / INDEX_NAME
     text = "".join(json.dumps(o.line(), separators=(",", ":")) + "\n" for o in outcomes)
     write_atomically(index, text)
+    end_storing(folder)
     return str(index)
 
 

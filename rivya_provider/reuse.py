@@ -10,9 +10,11 @@ generate operator (per ``output_name``):
   it lists is in the folder with the recorded size (``verify="sha256"``: the recorded hash).
 - The records: the folder's ``index.jsonl`` (one read), and per key
   ``.rivya-stored/<key>.json``, written as ``storing`` before the key's images are downloaded
-  and as ``succeeded`` once they are stored. A record newer than the index overrides the index
-  (a run stored that key, then died before writing its index); a ``storing`` record is never
-  reused (its file may be half replaced by a newer image).
+  and as ``succeeded`` once they are stored; a ``storing`` record is never reused (its file may
+  be half replaced by a newer image). A batch writes ``.rivya-stored/in-progress`` before it
+  stores anything and removes it after its index: while it is there, a run died between the
+  two, and the records written since it override the index. Otherwise a key's record is read
+  only when the index does not list the key, so a normal refresh reads no record at all.
 - Sizes and record times come from one listing of the folder and one of its records folder,
   never one request per file.
 
@@ -21,6 +23,7 @@ Imported at run time only.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -42,8 +45,10 @@ __all__ = [
     "RECORDS_FOLDER",
     "VERIFY_MODES",
     "Listing",
+    "begin_storing",
     "check_reusable_request",
     "check_verify",
+    "end_storing",
     "list_folder",
     "mark_storing",
     "record_stored",
@@ -59,8 +64,8 @@ RECORDS_FOLDER = ".rivya-stored"
 INDEX_NAME = "index.jsonl"
 #: ``size``: each image is listed with its recorded size; ``sha256``: its bytes are hashed too.
 VERIFY_MODES = ("size", "sha256")
-#: Object stores time files to the second: a record within this of the index is read too.
-CLOCK_SLACK_SECONDS = 2.0
+#: Written before a batch stores anything, removed after its index (a name no key can have).
+IN_PROGRESS = "in-progress"
 
 
 def request_digest(request: GenerationRequest) -> str:
@@ -104,10 +109,13 @@ class Listing:
 
     :param files: size and modification time (epoch seconds, when the store gives one) by name.
     :param records: modification time of each key's record, by key.
+    :param in_progress: the in-progress mark is there (a batch died before its index), and
+        its modification time.
     """
 
     files: dict[str, tuple[int, float | None]]
     records: dict[str, float | None]
+    in_progress: tuple[bool, float | None] = (False, None)
 
 
 def _modified(info: Mapping[str, Any]) -> float | None:
@@ -145,12 +153,15 @@ def _entries(folder: ObjectStoragePath) -> dict[str, tuple[int, float | None]]:
 
 def list_folder(folder: ObjectStoragePath) -> Listing:
     """List ``folder`` and its records folder (two listings, whatever the number of files)."""
+    listed = _entries(folder / RECORDS_FOLDER)
     records = {
         name[: -len(".json")]: modified
-        for name, (_, modified) in _entries(folder / RECORDS_FOLDER).items()
+        for name, (_, modified) in listed.items()
         if name.endswith(".json") and not name.startswith(".")
     }
-    return Listing(files=_entries(folder), records=records)
+    mark = listed.get(IN_PROGRESS)
+    in_progress = (True, mark[1]) if mark is not None else (False, None)
+    return Listing(files=_entries(folder), records=records, in_progress=in_progress)
 
 
 def _record_path(folder: ObjectStoragePath, key: str) -> ObjectStoragePath:
@@ -168,12 +179,11 @@ def latest_records(
     folder: ObjectStoragePath, keys: Collection[str], listing: Listing
 ) -> dict[str, dict[str, Any]]:
     """The latest record of each of ``keys``: its line in ``index.jsonl``, unless its own record
-    is newer than the index (then that one; it is read only then)."""
+    says more (read only then): the index does not list the key, or a batch died after its
+    in-progress mark and the record is not older than the mark."""
     wanted = set(keys)
     records: dict[str, dict[str, Any]] = {}
-    index_time: float | None = None
     if INDEX_NAME in listing.files:
-        index_time = listing.files[INDEX_NAME][1]
         try:
             text = (folder / INDEX_NAME).read_text()
         except OSError:
@@ -185,13 +195,13 @@ def latest_records(
                 continue
             if isinstance(entry, dict) and entry.get("key") in wanted:
                 records[entry["key"]] = entry
+    interrupted, since = listing.in_progress
     for key, modified in listing.records.items():
         if key not in wanted:
             continue
-        newer = index_time is None or modified is None
-        if not newer and modified is not None and index_time is not None:
-            newer = modified >= index_time - CLOCK_SLACK_SECONDS
-        if not newer:
+        # Timestamps may be truncated to the second (S3): ">=" still orders them.
+        newer = interrupted and (since is None or modified is None or modified >= since)
+        if key in records and not newer:
             continue
         record = _read_json(_record_path(folder, key))
         if isinstance(record, dict) and record.get("key") == key:
@@ -245,6 +255,21 @@ def reusable(
         if images is not None:
             found[key] = {**record, "images": images}
     return found
+
+
+def begin_storing(folder: ObjectStoragePath) -> None:
+    """Before a batch stores anything: records written from now on may be newer than the
+    index, until :func:`end_storing`."""
+    mark = folder / RECORDS_FOLDER / IN_PROGRESS
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(mark, "a batch is storing; its index is not written yet\n")
+
+
+def end_storing(folder: ObjectStoragePath) -> None:
+    """After the batch's index is written: the index is the latest word again."""
+    mark = folder / RECORDS_FOLDER / IN_PROGRESS
+    with contextlib.suppress(FileNotFoundError):
+        mark.unlink()
 
 
 def mark_storing(

@@ -177,12 +177,22 @@ def _hostname() -> str:
     return str(get_hostname())
 
 
-def remove_stale_parts(folder: ObjectStoragePath, stems: Collection[str], log: InfoLogger) -> None:
+def remove_stale_parts(
+    folder: ObjectStoragePath,
+    stems: Collection[str],
+    log: InfoLogger,
+    names: Collection[str] | None = None,
+) -> None:
     """Remove the temporary files (``.<stem>_<n>.<random>.part``) an earlier, killed try left
     for these stems: one listing of the folder for them all (a batch of 1,000 items would
-    otherwise list a growing folder 1,000 times; on object storage, 1,000 LIST requests)."""
+    otherwise list a growing folder 1,000 times; on object storage, 1,000 LIST requests), or
+    none when the caller listed it already (``names``: the folder's file names)."""
     wanted = set(stems)
-    for stale in folder.glob(".*.part"):
+    if names is None:
+        stale_files = list(folder.glob(".*.part"))
+    else:
+        stale_files = [folder / n for n in names if n.startswith(".") and n.endswith(".part")]
+    for stale in stale_files:
         stem = stale.name[1:].rsplit(".", 2)[0].rpartition("_")[0]
         if stem in wanted:
             log.info("Removing %s, left by an interrupted earlier try", stale)

@@ -417,13 +417,14 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         )
         from rivya_provider.observability import push_link, served_url
 
+        # The reused items first (after a deferral, looked up again): storing changes records.
+        records = getattr(self, "_reused_records", None)
+        verify = self.verify_unchanged
+        reused = reused_outcomes(planned, state, self.output_path, verify, records)
         generated = generated_items(planned, state)
         outcomes = final_outcomes(generated, state, event)
         store_outcomes(client, generated, outcomes, self.output_path, concurrency, self.log)
-        records = getattr(self, "_reused_records", None)  # else looked up again
-        outcomes |= reused_outcomes(
-            planned, state, self.output_path, self.verify_unchanged, records
-        )
+        outcomes |= reused
         ordered = [outcomes[item.key] for item in planned]
         summary = summarize(ordered, index_path(self.output_path), state.get("estimate"))
         index = write_index(self.output_path, ordered, summary)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -180,24 +179,32 @@ def test_a_storing_record_is_never_reused(rivya_airflow_conn: Any, tmp_path: Pat
     file: the next run regenerates that key, whatever the index says."""
     _batch(tmp_path, _items(3), "run-1")
     record = json.loads(_record(tmp_path, "sku-1").read_text())
+    # What a batch killed while downloading sku-1 leaves: its in-progress mark, then the record.
+    (tmp_path / ".rivya-stored" / "in-progress").write_text("")
     _record(tmp_path, "sku-1").write_text(json.dumps({**record, "status": "storing"}))
     summary = _batch(tmp_path, _items(3), "run-2")
     assert (summary["generated"], summary["reused"]) == (1, 2)
 
 
-def test_a_record_older_than_the_index_is_not_read_and_a_newer_one_wins(
+def test_records_are_read_only_after_a_batch_died_before_its_index(
     rivya_airflow_conn: Any, tmp_path: Path
 ) -> None:
-    _batch(tmp_path, _items(3), "run-1")
-    index_time = (tmp_path / "index.jsonl").stat().st_mtime
+    """A finished batch's index is the latest word (no record is read); while the in-progress
+    mark of a batch that died is there, the records written since it override the index."""
+    first = _batch(tmp_path, _items(3), "run-1")
+    assert not (tmp_path / ".rivya-stored" / "in-progress").exists()  # removed after the index
     record_path = _record(tmp_path, "sku-0")
     record = json.loads(record_path.read_text())
-    # An old record says another request: the index (newer) wins, sku-0 is reused.
+    # A record that says another request, with no mark: the index wins, sku-0 is reused.
     record_path.write_text(json.dumps({**record, "digest": "0" * 64}))
-    os.utime(record_path, (index_time - 60, index_time - 60))
     assert _batch(tmp_path, _items(3), "run-2")["reused"] == 3
-    # The same record written after the index (a run that stored sku-0, then died) wins.
-    later = time.time() + 60
-    os.utime(record_path, (later, later))
+    # A mark older than that record (a batch stored sku-0, then died): the record wins.
+    mark = tmp_path / ".rivya-stored" / "in-progress"
+    mark.write_text("")
+    earlier = record_path.stat().st_mtime - 60
+    os.utime(mark, (earlier, earlier))
+    record_path.write_text(json.dumps({**record, "digest": "0" * 64}))
     summary = _batch(tmp_path, _items(3), "run-3")
     assert (summary["generated"], summary["reused"]) == (1, 2)
+    assert not mark.exists()
+    assert first["index"] == summary["index"]
