@@ -136,8 +136,12 @@ def prepare_output_location(
         if location.is_file():
             raise refuse(f"{location} is an existing file, not a folder")
         location.mkdir(parents=True, exist_ok=True)
+    except RivyaValidationError:
+        raise
     except (ValueError, OSError) as exc:
         raise refuse(f"cannot use {location}: {exc}") from None
+    except Exception as exc:  # the store's own errors, e.g. botocore's NoCredentialsError
+        raise refuse(f"cannot use {location}: {type(exc).__name__}: {exc}") from None
     return location
 
 

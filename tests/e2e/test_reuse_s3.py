@@ -131,8 +131,8 @@ def test_a_reused_batch_on_s3_lists_the_prefix_and_reads_no_image(
     objects = [(m, t.split("?")[0]) for m, t in requests if "list-type=2" not in t]
     index, summary = f"/{BUCKET}/images/index.jsonl", f"/{BUCKET}/images/summary.json"
     # The output check (the folder and the bucket), one listing of the folder and one of its
-    # records folder, the index read (its size comes from the listing), and the new summary and index,
-    # each one PUT of the finished object (no temporary object and copy). No image, no record.
+    # records folder, the index read (its size comes from the listing), and the new summary and
+    # index, each one PUT of the finished object (no temporary and copy). No image, no record.
     assert len(lists) == 3, requests
     assert sorted(objects) == sorted(
         [
