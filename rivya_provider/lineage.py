@@ -13,6 +13,7 @@ store); an HTTP(S) URL is namespace ``scheme://host`` with its path as name, its
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,8 +52,8 @@ def dataset_of(location: object) -> Dataset | None:
     text = str(location).strip()
     if not text:
         return None
-    if "://" not in text:
-        text = "file://" + text
+    if "://" not in text:  # a local path, relative ones made absolute (as they are read)
+        return Dataset(namespace="file", name=os.path.abspath(os.path.expanduser(text)))
     parts = urlsplit(text)
     if parts.scheme == "file":
         return Dataset(namespace="file", name=parts.path or "/")

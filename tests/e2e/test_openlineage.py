@@ -164,6 +164,9 @@ def test_a_failed_try_reports_its_references_and_its_generation() -> None:
     upload = RivyaFileUploadOperator(task_id="u", source="/data/shoe.png")
     lineage = upload.get_openlineage_facets_on_failure(None)
     assert _names(lineage.inputs) == [("file", "/data/shoe.png")]
+    relative = RivyaFileUploadOperator(task_id="r", source="refs/shoe.png")
+    inputs = relative.get_openlineage_facets_on_failure(None).inputs
+    assert _names(inputs) == [("file", str(Path.cwd() / "refs" / "shoe.png"))]
     assert lineage.outputs == []
     batch = RivyaBatchGenerateImagesOperator(
         task_id="b", items=[], output_path="s3://bucket/catalogue"
