@@ -545,15 +545,24 @@ def write_index(
     output_path: str | ObjectStoragePath,
     outcomes: Sequence[ItemOutcome],
     summary: Mapping[str, Any] | None = None,
+    prompts: Mapping[str, str] | None = None,
 ) -> str:
     """Replace ``<output_path>/index.jsonl`` (one line per item) atomically, after
-    ``summary.json`` when a summary is given; return the index's path."""
+    ``summary.json`` (when a summary is given) and the contact sheet ``index.html`` (when the
+    prompts are given); return the index's path."""
+    from rivya_provider.contact_sheet import SHEET_NAME, render_contact_sheet
+
     folder = as_storage_path(output_path)
+    lines = [o.line() for o in outcomes]
     if summary is not None:
         write_atomically(folder / SUMMARY_NAME, json.dumps(summary, indent=1) + "\n")
+    if prompts is not None:
+        sheet = render_contact_sheet(lines, prompts, summary, title=f"Rivya batch: {folder}")
+        write_atomically(folder / SHEET_NAME, sheet)
     index = folder / INDEX_NAME
-    text = "".join(json.dumps(o.line(), separators=(",", ":")) + "\n" for o in outcomes)
-    write_atomically(index, text)
+    write_atomically(
+        index, "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+    )
     end_storing(folder)
     return str(index)
 

@@ -93,6 +93,20 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "rivya_provider.testing",
         "rivya_provider.emulator",
     ),
+    # The contact sheet: text in, HTML out; it needs nothing of the provider's upper layers.
+    "contact_sheet.py": (
+        "airflow",
+        "rivya_provider.api",
+        "rivya_provider.operators",
+        "rivya_provider.sensors",
+        "rivya_provider.triggers",
+        "rivya_provider.generation_task",
+        "rivya_provider.batch",
+        "rivya_provider.storage",
+        "rivya_provider.hooks",
+        "rivya_provider.testing",
+        "rivya_provider.emulator",
+    ),
     # Reuse across runs (skip_unchanged): the records and the rule, below the operators.
     "reuse.py": (
         "rivya_provider.operators",

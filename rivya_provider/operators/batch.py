@@ -427,7 +427,8 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         outcomes |= reused
         ordered = [outcomes[item.key] for item in planned]
         summary = summarize(ordered, index_path(self.output_path), state.get("estimate"))
-        index = write_index(self.output_path, ordered, summary)
+        prompts = {item.key: item.request.prompt or "" for item in planned}
+        index = write_index(self.output_path, ordered, summary, prompts)
         push_link(context, served_url(index, self.output_path, self.output_url) or "")
         ids = [o.generation_id for o in ordered if o.generation_id]
         self._rivya_lineage = ([item.request.params for item in planned], summary, ids)
