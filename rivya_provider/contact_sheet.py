@@ -26,7 +26,7 @@ h1 {{ font-size: 1.3rem; margin: 0 0 .3rem; }}
 .counts {{ color: #555; margin-bottom: 1rem; }}
 .grid {{ display: grid; gap: 12px;
   grid-template-columns: repeat(auto-fill, minmax({THUMBNAIL_PX}px, 1fr)); }}
-.tile {{ border: 1px solid #ddd; border-radius: 6px; padding: 8px; background: #fff; }}
+.tile {{ border: 1px solid #ddd; border-radius: 6px; padding: 8px; margin: 0; background: #fff; }}
 .tile img, .tile .missing {{ width: 100%; height: {THUMBNAIL_PX}px; object-fit: contain;
   background: #f4f4f4; display: block; }}
 .tile .missing {{ display: flex; align-items: center; justify-content: center; color: #a00; }}

@@ -49,26 +49,9 @@ from real_airflow import (  # type: ignore[import-not-found]
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / ".artifacts" / "ui"
-CHROMIUM = Path("/usr/bin/chromium")
 GENERATE, APPROVAL = "example_rivya_generate", "example_rivya_approval"
 BUDGET = 420.0
 LATENCY = 6.0  # not shorter: Airflow's defer-exit race, see test_approval_real_airflow.py
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    """Debian's Chromium, installed when missing (as root, from the Debian registry)."""
-    if not CHROMIUM.exists():
-        env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "chromium"],
-            check=True,
-            env=env,
-            timeout=1200,
-            capture_output=True,
-        )
-    return CHROMIUM
 
 
 @pytest.fixture
