@@ -217,11 +217,11 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         return str(value) if value else ("png" if self.model == "qwen-image" else None)
 
     def reuse_record(self) -> tuple[str, str] | None:
-        """With ``output_name``, the stored images get a record of their request digest, so a
-        later run with ``skip_unchanged`` can reuse them."""
+        """With ``skip_unchanged`` (and ``output_name``), the stored images get a record of their
+        request digest next to them, so the next run can reuse them; without it, no record."""
         from rivya_provider.reuse import request_digest
 
-        if self.output_name is None:
+        if not self.skip_unchanged or self.output_name is None:
             return None
         return self.output_name, request_digest(self._build_request(None))
 
