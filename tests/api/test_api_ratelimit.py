@@ -200,3 +200,20 @@ def test_a_request_already_waiting_is_held_by_a_429_answered_meanwhile() -> None
     fake.sleep(second.seconds)
     with pytest.raises(StopIteration):
         pacing.send(None)
+
+
+def test_recovery_does_not_depend_on_how_often_the_budget_is_asked() -> None:
+    """Growth is counted per second without a 429, not per call: asking every 10 ms or once
+    after 2 s ends at the same rate (each call adds only the time since the previous one)."""
+    clocks = Clock(), Clock()
+    often, once = RequestBudget(10.0, clock=clocks[0]), RequestBudget(10.0, clock=clocks[1])
+    for budget in (often, once):
+        budget.throttled(None, budget.now())
+    for _ in range(200):
+        clocks[0].now += 0.01
+        often.blocked_for()
+        often.reserve()
+    clocks[1].now += 2.0
+    once.reserve()
+    assert often.rate == pytest.approx(once.rate)
+    assert once.rate == pytest.approx(5.0 + 10.0 * RECOVERY_SHARE_PER_SECOND * 2.0)
