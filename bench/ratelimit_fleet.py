@@ -15,7 +15,7 @@ as :class:`OldRequestBudget`; ``new`` is ``rivya_provider.api.ratelimit`` as it 
 Printed per rule: the accepted and ``429`` answers per second (all processes), the accepted
 throughput from the first ``429`` to the end of the run, the ``429`` count and share, calls that
 failed after their retries, each budget's mean rate over the second half, and requests that
-reached the emulator inside a ``Retry-After`` of their own process (more than 50 ms after that
+reached the emulator inside a ``Retry-After`` of their own process (more than 0.1 s after that
 ``429`` was answered, so not one already in flight). Figures only; it asserts nothing (tests/api/
 test_api_ratelimit_emulator.py asserts the core of it). Every process it starts ends with it.
 """
@@ -50,8 +50,9 @@ from rivya_provider.api.config import ClientConfig  # noqa: E402
 from rivya_provider.api.errors import RivyaError  # noqa: E402
 from rivya_provider.api.models import GenerationRequest  # noqa: E402
 
-#: A request arriving this soon after its process's 429 was answered was already on its way.
-IN_FLIGHT_SLACK = 0.05
+#: A request arriving this soon after its process's 429 was answered was already on its way (the
+#: 429 not yet handled by the client; the distributed e2e allows the same 0.1 s).
+IN_FLIGHT_SLACK = 0.1
 #: The emulator's Retry-After for its one-second window (``max(1, ceil(rest of the window))``).
 RETRY_AFTER = 1.0
 
@@ -192,6 +193,12 @@ class Figures:
     @property
     def share_429(self) -> float:
         return self.rejected / max(1, self.rejected + self.accepted)
+
+    def share_429_after(self, second: int) -> float:
+        """The share of 429s among the answers from ``second`` on."""
+        ok = sum(accepted for accepted, _ in self.per_second[second:])
+        rejected = sum(rejected for _, rejected in self.per_second[second:])
+        return rejected / max(1, ok + rejected)
 
 
 def _seconds(iso: str) -> float:
@@ -348,7 +355,8 @@ def report(runs: Sequence[Figures]) -> str:
             f"rule {f.rule}: limit {f.limit}/s, {f.seconds:.0f} s",
             f"  first 429 at {first}; accepted after it {f.accepted_after_first_429:.2f}/s "
             f"({f.accepted_after_first_429 / f.limit:.0%} of the limit)",
-            f"  accepted {f.accepted}, 429s {f.rejected} ({f.share_429:.1%} of answers)",
+            f"  accepted {f.accepted}, 429s {f.rejected} ({f.share_429:.1%} of answers); from "
+            f"second 2 on (after the start's burst): {f.share_429_after(2):.1%}",
             f"  failed calls (after their retries): {f.failures or 0}",
             "  budgets' mean rate, second half: "
             + ", ".join(f"{a} {r:.2f}/s" for a, r in sorted(f.mean_rates.items())),

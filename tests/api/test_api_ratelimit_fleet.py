@@ -45,6 +45,8 @@ class SimClock:
 
 @dataclasses.dataclass
 class World:
+    """The simulated time every process reads."""
+
     now: float = 1_000.0
 
 
@@ -124,15 +126,9 @@ def _caller(core: ClientCore) -> Step:
     budget = core.budget
     assert budget is not None
     while True:
-        pacing = core._pace(request, None)
-        try:
-            effect = next(pacing)
-            while True:
-                assert isinstance(effect, Sleep)
-                yield ("sleep", effect.seconds)
-                effect = pacing.send(None)
-        except StopIteration:
-            pass
+        for effect in core._pace(request, None):
+            assert isinstance(effect, Sleep)
+            yield ("sleep", effect.seconds)
         sent_at = budget.now()
         retry_after = yield ("send", 0.0)
         if retry_after is not None:
