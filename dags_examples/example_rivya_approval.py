@@ -36,6 +36,8 @@ OUTPUT_DIR = os.environ.get("RIVYA_OUTPUT_DIR") or os.path.join(os.path.dirname(
 APPROVAL_DIR = f"{OUTPUT_DIR}/approval"
 #: Where OUTPUT_DIR is served over HTTP(S), if it is: the review shows the stored images from there.
 OUTPUT_URL = (os.environ.get("RIVYA_OUTPUT_URL") or "").rstrip("/")
+#: The Airflow pool of the tasks that talk to Rivya (it must exist: see docs/DEPLOYING.md).
+POOL = os.environ.get("RIVYA_POOL") or "default_pool"
 
 BRIEF = "A hero banner for an autumn sale of hand-made ceramics"
 CANDIDATE_STYLES = ["warm watercolour illustration", "crisp studio photograph"]
@@ -59,6 +61,8 @@ def example_rivya_approval() -> None:
         output_path=APPROVAL_DIR + "/candidates/" + RUN_FOLDER,
         output_url=f"{OUTPUT_URL}/approval/candidates/{RUN_FOLDER}" if OUTPUT_URL else None,
         deferrable=True,
+        pool=POOL,
+        pool_slots=1,
     ).expand(prompt=[f"{style}: {BRIEF}" for style in CANDIDATE_STYLES])
 
     @task

@@ -27,6 +27,8 @@ from rivya_provider.operators.generate import RivyaGenerateImageOperator
 OUTPUT_DIR = os.environ.get("RIVYA_OUTPUT_DIR") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "output"
 )
+#: The Airflow pool of the tasks that talk to Rivya (it must exist: see docs/DEPLOYING.md).
+POOL = os.environ.get("RIVYA_POOL") or "default_pool"
 
 
 @dag(
@@ -54,6 +56,8 @@ def example_rivya_generate() -> None:
         output_format="png",
         output_path=f"{OUTPUT_DIR}/generate",
         deferrable=True,
+        pool=POOL,
+        pool_slots=1,
     )
 
 

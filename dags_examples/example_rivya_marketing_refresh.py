@@ -47,6 +47,8 @@ IMAGE_SIZES = [
     "landscape_4_3",
     "landscape_16_9",
 ]
+#: The Airflow pool of the tasks that talk to Rivya (it must exist: see docs/DEPLOYING.md).
+POOL = os.environ.get("RIVYA_POOL") or "default_pool"
 
 PROMPT_TEMPLATE = (
     "Marketing photo of {description}, {style}. {season} campaign, clean composition, "
@@ -57,6 +59,8 @@ SEASONS.update({6: "Summer", 7: "Summer", 8: "Summer", 9: "Autumn", 10: "Autumn"
 
 #: A typo in a catalogue filter must not spend thousands of credits: 4 credits per image.
 MAX_CREDITS = 4 * 500
+#: Submissions in flight at once; the batch holds as many pool slots (at most default_pool's 128).
+MAX_CONCURRENCY = 8
 
 MARKETING_IMAGES = Asset(name="rivya_marketing_images", uri=f"file://{CATALOGUE_IMAGES}")
 
@@ -102,6 +106,9 @@ def example_rivya_marketing_refresh() -> None:
         skip_unchanged=True,
         deferrable=True,
         max_credits=MAX_CREDITS,
+        max_concurrency=MAX_CONCURRENCY,
+        pool=POOL,
+        pool_slots=min(MAX_CONCURRENCY, 128),
         outlets=[MARKETING_IMAGES],
     )
 

@@ -23,6 +23,8 @@ from rivya_provider.operators.upload import RivyaFileUploadOperator
 HERE = os.path.dirname(os.path.abspath(__file__))
 REFERENCE_IMAGE = os.path.join(HERE, "assets", "reference_magenta.png")
 OUTPUT_DIR = os.environ.get("RIVYA_OUTPUT_DIR") or os.path.join(os.path.dirname(HERE), "output")
+#: The Airflow pool of the tasks that talk to Rivya (it must exist: see docs/DEPLOYING.md).
+POOL = os.environ.get("RIVYA_POOL") or "default_pool"
 
 
 @dag(
@@ -38,6 +40,8 @@ def example_rivya_reference() -> None:
         source=REFERENCE_IMAGE,
         kind="image",
         model="qwen-image",
+        pool=POOL,
+        pool_slots=1,
     )
     RivyaGenerateImageOperator(
         task_id="generate_with_reference",
@@ -46,6 +50,8 @@ def example_rivya_reference() -> None:
         reference_media_items=upload.output,
         output_path=f"{OUTPUT_DIR}/reference",
         deferrable=True,
+        pool=POOL,
+        pool_slots=1,
     )
 
 

@@ -236,14 +236,16 @@ class ClientCore:
         until the caller's ``deadline``; requests to other hosts (media) are not paced."""
         if self.budget is None or not self.is_api_origin(request.url):
             return
-        wait = self.budget.reserve()
-        while wait > 0:
+        slot = self.budget.reserve_slot()
+        while slot.wait > 0:
+            wait = slot.wait
             if deadline is not None:
                 wait = min(wait, max(0.0, deadline - self.clock()))
                 if wait <= 0:
                     return
             yield Sleep(wait)
-            wait = self.budget.blocked_for()
+            # A 429 answered meanwhile voids the slot: queue again at the new rate.
+            slot = self.budget.recheck(slot)
 
     def _attempt(
         self, request: httpx.Request, stream: bool, follow_redirects: bool, end: float

@@ -8,6 +8,7 @@ worker or triggerer process do.
 from __future__ import annotations
 
 import io
+import itertools
 
 import pytest
 import respx
@@ -200,3 +201,85 @@ def test_a_request_already_waiting_is_held_by_a_429_answered_meanwhile() -> None
     fake.sleep(second.seconds)
     with pytest.raises(StopIteration):
         pacing.send(None)
+
+
+def test_recovery_does_not_depend_on_how_often_the_budget_is_asked() -> None:
+    """Growth is counted per second without a 429, not per call: asking every 10 ms or once
+    after 2 s ends at the same rate (each call adds only the time since the previous one)."""
+    clocks = Clock(), Clock()
+    often, once = RequestBudget(10.0, clock=clocks[0]), RequestBudget(10.0, clock=clocks[1])
+    for budget in (often, once):
+        budget.throttled(None, budget.now())
+    for _ in range(200):
+        clocks[0].now += 0.01
+        often.blocked_for()
+        often.reserve()
+    clocks[1].now += 2.0
+    once.reserve()
+    assert often.rate == pytest.approx(once.rate)
+    assert once.rate == pytest.approx(5.0 + 10.0 * RECOVERY_SHARE_PER_SECOND * 2.0)
+
+
+def test_a_429_voids_the_slots_handed_out_so_waiters_queue_at_the_new_rate() -> None:
+    """The cause of issue #17's collapse: requests waiting for slots given before a 429 went
+    together when its Retry-After ended, met the limit again and halved the rate again. Now each
+    asks again after its wait and gets a slot at the halved rate behind the Retry-After."""
+    clock = Clock()
+    budget = RequestBudget(10.0, clock=clock)
+    for _ in range(10):
+        budget.reserve()  # the burst is spent
+    slots = [budget.reserve_slot() for _ in range(8)]  # eight requests waiting, 0.1 s apart
+    assert [slot.wait for slot in slots] == pytest.approx([0.1 * n for n in range(1, 9)])
+    clock.now += 0.05
+    budget.throttled(1.0, clock.now - 0.04)  # a request sent before the waits met the limit
+    sends = []
+    for slot in slots:  # each wakes at its old slot, then rechecks until told to go
+        at = 100.0 + slot.wait
+        while slot.wait > 0:
+            clock.now = max(clock.now, at)
+            slot = budget.recheck(slot)
+            at = clock.now + slot.wait
+        sends.append(at)
+    assert sends[0] == pytest.approx(101.05)  # one goes when the Retry-After ends
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sends)]
+    assert min(gaps) > 0.18  # the rest at about the halved rate (recovering), not in one burst
+
+
+def test_a_429_to_a_request_sent_before_the_last_decrease_keeps_the_slots() -> None:
+    clock = Clock()
+    budget = RequestBudget(10.0, clock=clock)
+    sent_at = budget.now()
+    clock.now += 0.01
+    budget.throttled(1.0, sent_at)
+    slot = budget.reserve_slot()
+    budget.throttled(1.0, sent_at)  # same event, same Retry-After: nothing new
+    assert budget.recheck(slot).wait == 0.0
+    clock.now += 0.5
+    budget.throttled(1.0, sent_at)  # same event, but the Retry-After now ends later
+    assert budget.rate == 5.0
+    assert budget.recheck(slot).wait == pytest.approx(1.0)
+
+
+def test_slots_never_overtake_one_another_while_the_rate_grows() -> None:
+    clock = Clock()
+    budget = RequestBudget(10.0, clock=clock)
+    budget.throttled(None, budget.now())
+    due = []
+    for _ in range(30):  # a queue that grows faster than it drains, while the rate recovers
+        slot = budget.reserve_slot()
+        due.append(clock.now + slot.wait)
+        clock.now += 0.1
+    assert budget.rate > 5.0
+    assert due == sorted(due)
+    assert min(later - earlier for earlier, later in itertools.pairwise(due)) > 0
+
+
+def test_the_burst_shrinks_with_the_rate() -> None:
+    clock = Clock()
+    budget = RequestBudget(10.0, clock=clock)
+    budget.throttled(None, budget.now())
+    clock.now += 2.0  # a quiet spell: the bucket is full again, the rate only back to 5.5
+    waits = [budget.reserve() for _ in range(8)]
+    assert budget.rate == pytest.approx(5.0 + 10.0 * RECOVERY_SHARE_PER_SECOND * 2.0)
+    burst = sum(1 for wait in waits if wait == 0.0)
+    assert burst == int(budget.rate)  # one second's worth at the current rate, not 10
