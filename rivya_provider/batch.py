@@ -59,6 +59,7 @@ __all__ = [
     "PlannedItem",
     "checked_concurrency",
     "checked_failed_fraction",
+    "checked_only_keys",
     "find_reusable",
     "generated_items",
     "index_path",
@@ -66,6 +67,7 @@ __all__ = [
     "outcomes_after_wait",
     "plan_items",
     "reused_outcomes",
+    "split_items",
     "store_outcomes",
     "submit_items",
     "summarize",
@@ -498,10 +500,58 @@ def find_reusable(
     return reusable(as_storage_path(output_path), wanted, mode)
 
 
+def checked_only_keys(only_keys: object, planned: Sequence[PlannedItem]) -> set[str] | None:
+    """``only_keys``: ``None``, or a list of keys of the items.
+
+    :raises RivyaValidationError: naming ``only_keys`` and the rule.
+    """
+    if only_keys is None:
+        return None
+    if not isinstance(only_keys, (list, tuple, set)) or not all(
+        isinstance(key, str) for key in only_keys
+    ):
+        raise _refuse("only_keys", f"must be a list of item keys (got {only_keys!r:.80})")
+    known = {item.key for item in planned}
+    unknown = sorted(set(only_keys) - known)
+    if unknown:
+        raise _refuse("only_keys", f"{unknown[0]!r} is not the key of any item")
+    return set(only_keys)
+
+
+def split_items(
+    planned: Sequence[PlannedItem],
+    output_path: str | ObjectStoragePath,
+    *,
+    verify: object,
+    skip_unchanged: bool,
+    only_keys: object,
+    regenerate: bool,
+) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """Which items a run does not generate: the records of those reused (by key), and the keys
+    of those neither selected by ``only_keys`` nor stored intact (``not_selected``).
+
+    With ``only_keys`` every other item keeps what is stored for it (reused when its request is
+    unchanged and its images intact); the selected ones are generated, unless ``skip_unchanged``
+    (and not ``regenerate``) finds them unchanged too. Decided before anything is sent.
+    """
+    selected = checked_only_keys(only_keys, planned)
+    if selected is None and not skip_unchanged:
+        return {}, set()
+    fresh = selected if regenerate or not skip_unchanged else set()
+    candidates = [item for item in planned if item.key not in (fresh or set())]
+    found = find_reusable(candidates, output_path, verify) if candidates else {}
+    skipped = (
+        set()
+        if selected is None
+        else {item.key for item in planned if item.key not in selected and item.key not in found}
+    )
+    return found, skipped
+
+
 def generated_items(planned: Sequence[PlannedItem], state: Mapping[str, Any]) -> list[PlannedItem]:
-    """The items a run generates: all but those ``state["reused"]`` names (by position)."""
-    reused = set(state.get("reused") or [])
-    return [item for item in planned if item.position not in reused]
+    """The items a run generates: all but those ``state`` says are reused or not selected."""
+    kept = set(state.get("reused") or []) | set(state.get("skipped") or [])
+    return [item for item in planned if item.position not in kept]
 
 
 def reused_outcomes(
@@ -513,14 +563,27 @@ def reused_outcomes(
 ) -> dict[str, ItemOutcome]:
     """The outcomes of the items ``state`` says are reused, from ``records`` (else looked up
     again, e.g. after a deferral); one whose images changed meanwhile ends ``reuse_lost`` (the
-    next run generates it)."""
+    next run generates it). Items ``state`` says were not selected end ``not_selected``."""
     reused = set(state.get("reused") or [])
+    skipped = set(state.get("skipped") or [])
     items = [item for item in planned if item.position in reused]
+    outcomes: dict[str, ItemOutcome] = {}
+    for item in planned:
+        if item.position in skipped:
+            outcomes[item.key] = ItemOutcome(
+                item.key,
+                status="not_selected",
+                digest=request_digest(item.request),
+                error={
+                    "code": "not_selected",
+                    "message": "not in only_keys and no intact stored image; a run without "
+                    "only_keys generates it",
+                },
+            )
     if not items:
-        return {}
+        return outcomes
     if records is None:
         records = find_reusable(items, output_path, verify)
-    outcomes: dict[str, ItemOutcome] = {}
     for item in items:
         record = records.get(item.key)
         if record is not None:

@@ -80,6 +80,11 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         lists reused items with ``"reused": true`` and their original generation. Default off.
     :param verify_unchanged: how reused images are checked: ``size`` (one listing of the
         folder) or ``sha256`` (each image is read and hashed too).
+    :param only_keys: generate only these item keys (templated), e.g. a review's rejects; every
+        other item keeps what ``output_path`` holds for it (reused when unchanged and intact,
+        else indexed ``not_selected``). ``None``: every item.
+    :param regenerate: with ``only_keys``: generate those items afresh even when unchanged, each
+        as new work of this task (its own idempotency keys), so each is paid again on purpose.
     """
 
     template_fields: Sequence[str] = (
@@ -91,6 +96,7 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         "model_params",
         "reference_media_items",
         "output_url",
+        "only_keys",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {
         "items": "json",
@@ -121,6 +127,8 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         output_url: str | None = None,
         skip_unchanged: bool = False,
         verify_unchanged: str = "size",
+        only_keys: list[str] | None = None,
+        regenerate: bool = False,
         retries: int | None = DEFAULT_RETRIES,
         retry_delay: timedelta | float = DEFAULT_RETRY_DELAY,
         **kwargs: Any,
@@ -144,6 +152,8 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         self.output_url = output_url
         self.skip_unchanged = skip_unchanged
         self.verify_unchanged = verify_unchanged
+        self.only_keys = only_keys
+        self.regenerate = regenerate
 
     def rivya_hook(self) -> RivyaHook:
         """The hook of this task's ``rivya_conn_id``."""
@@ -176,8 +186,8 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
                 raise RivyaValidationError(rule, field="output_path")
             prepare_output_location(output_path)
             check_output_url(self.output_url)
-            reused = self._reusable(planned)
-            generated = [item for item in planned if item.key not in reused]
+            reused, skipped = self._split(planned)
+            generated = [i for i in planned if i.key not in reused and i.key not in skipped]
             with self.rivya_hook().get_client() as client:
                 estimate = None
                 if generated:  # only the items really generated count against the budget
@@ -199,6 +209,8 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
                 }
                 if reused:
                     state["reused"] = [item.position for item in planned if item.key in reused]
+                if skipped:
+                    state["skipped"] = [item.position for item in planned if item.key in skipped]
                 # Kept for the resume in XCom (the same try reads it back), not in the defer's
                 # kwargs: dag.test() replaces those with the event.
                 context["ti"].xcom_push(key=STATE_XCOM_KEY, value=state)
@@ -250,18 +262,29 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         )
         return plan_items(load_items(self.items), defaults)
 
-    def _reusable(self, planned: list[PlannedItem]) -> dict[str, dict[str, Any]]:
-        """With ``skip_unchanged``: the records of the items stored unchanged and intact, by
-        key; decided before anything is sent."""
-        from rivya_provider.batch import find_reusable
+    def _split(self, planned: list[PlannedItem]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """The records of the items reused, and the keys not selected (``batch.split_items``);
+        decided before anything is sent."""
+        from rivya_provider.batch import split_items
 
-        if not self.skip_unchanged:
-            return {}
-        found = find_reusable(planned, self.output_path, self.verify_unchanged)
-        count = len(planned)
-        self.log.info("Reusing %d of %d items (unchanged, intact)", len(found), count)
+        found, skipped = split_items(
+            planned,
+            self.output_path,
+            verify=self.verify_unchanged,
+            skip_unchanged=bool(self.skip_unchanged),
+            only_keys=self.only_keys,
+            regenerate=bool(self.regenerate),
+        )
+        if found or skipped or self.only_keys is not None:
+            self.log.info(
+                "Of %d items: %d reused (unchanged, intact), %d not selected, %d to generate",
+                len(planned),
+                len(found),
+                len(skipped),
+                len(planned) - len(found) - len(skipped),
+            )
         self._reused_records = found
-        return found
+        return found, skipped
 
     def _poll_schedule(self) -> PollSchedule | None:
         from rivya_provider.api.polling import PollSchedule

@@ -208,3 +208,81 @@ def test_records_are_read_only_after_a_batch_died_before_its_index(
     assert (summary["generated"], summary["reused"]) == (1, 2)
     assert not mark.exists()
     assert first["index"] == summary["index"]
+
+
+def _review_round(out: Path, items: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+    """A later task of the same DAG run (its own identity) that takes ``only_keys``."""
+    operator = RivyaBatchGenerateImagesOperator(
+        task_id="regenerate",
+        items=items,
+        output_path=str(out),
+        deferrable=False,
+        poll_interval=0.2,
+        retries=0,
+        **kwargs,
+    )
+    ti = FakeTaskInstance(run_id="run-1", task_id="regenerate")
+    result: dict[str, Any] = operator.execute({"ti": ti})  # type: ignore[arg-type]
+    return result
+
+
+def test_only_keys_with_regenerate_pays_again_for_the_rejected_and_touches_nothing_else(
+    rivya_airflow_conn: Any, tmp_path: Path
+) -> None:
+    items = _items(6)
+    _batch(tmp_path, items, "run-1")
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.glob("*.png")}
+    first = {line["key"]: line for line in map(json.loads, (tmp_path / "index.jsonl").open())}
+
+    rejected = ["sku-1", "sku-4"]
+    summary = _review_round(
+        tmp_path, items, only_keys=rejected, regenerate=True, skip_unchanged=True
+    )
+    assert (summary["generated"], summary["reused"], summary["failed"]) == (2, 4, 0)
+    assert _creates(rivya_airflow_conn) == 8  # the two rejects paid again, on purpose
+    index = {line["key"]: line for line in map(json.loads, (tmp_path / "index.jsonl").open())}
+    for key in ("sku-1", "sku-4"):
+        assert index[key]["generation_id"] != first[key]["generation_id"]
+        assert not index[key]["reused"]
+    for key in ("sku-0", "sku-2", "sku-3", "sku-5"):
+        assert index[key]["reused"]
+        assert index[key]["generation_id"] == first[key]["generation_id"]
+        name = f"{key}_0.png"
+        assert (tmp_path / name).read_bytes() == before[name][0]
+        assert (tmp_path / name).stat().st_mtime_ns == before[name][1]  # not even rewritten
+
+
+def test_only_keys_without_regenerate_reuses_unchanged_selected_items(
+    rivya_airflow_conn: Any, tmp_path: Path
+) -> None:
+    items = _items(4)
+    _batch(tmp_path, items, "run-1")
+    items[2]["prompt"] += ", in blue"  # the reviewer's note
+    summary = _review_round(tmp_path, items, only_keys=["sku-2", "sku-3"], skip_unchanged=True)
+    assert (summary["generated"], summary["reused"]) == (1, 3)  # sku-3 was unchanged
+    assert _creates(rivya_airflow_conn) == 5
+
+
+def test_only_keys_lists_an_unselected_item_with_no_stored_image_as_not_selected(
+    rivya_airflow_conn: Any, tmp_path: Path
+) -> None:
+    _batch(tmp_path, _items(2), "run-1")
+    summary = _review_round(tmp_path, _items(3), only_keys=["sku-0"], max_failed_fraction=0.5)
+    assert summary["by_status"] == {"not_selected": 1, "succeeded": 2}
+    assert summary["generated"] == 1
+    index = {line["key"]: line for line in map(json.loads, (tmp_path / "index.jsonl").open())}
+    assert index["sku-2"]["status"] == "not_selected"
+    assert index["sku-2"]["images"] == []
+
+
+@pytest.mark.parametrize(
+    ("only_keys", "rule"),
+    [(["sku-9"], "'sku-9' is not the key of any item"), ("sku-1", "must be a list")],
+    ids=["unknown-key", "not-a-list"],
+)
+def test_a_bad_only_keys_is_refused_before_any_request(
+    rivya_airflow_conn: Any, tmp_path: Path, only_keys: Any, rule: str
+) -> None:
+    with pytest.raises(AirflowFailException, match=f"only_keys: {rule}"):
+        _review_round(tmp_path, _items(3), only_keys=only_keys)
+    assert rivya_airflow_conn.requests() == []
