@@ -98,9 +98,19 @@ def test_approval_example_publishes_the_chosen_candidate_on_a_real_airflow(
                 return answer.json() if answer.status_code == 200 else None
 
             detail = _wait_for("the review to wait for input", waiting_for_review, remaining, 1.0)
-            # A person answers minutes later. An answer within a scheduler loop of the deferral
-            # meets the stale defer-exit race named at LATENCY (seen once in CI on 3.3.2: the
-            # review failed right after the answer), so answer as a person would: later.
+
+            def first_segment_reported() -> bool | None:
+                """The scheduler has the executor's event for the review's first run segment
+                (the process that parked it has exited)."""
+                events = procs.log_lines_with("scheduler", "Received executor event")
+                return "task_id='review'" in events or None
+
+            # A person answers minutes later. An answer before the executor's event for the
+            # parked task meets the stale defer-exit race named at LATENCY (seen in CI on 3.3.2
+            # under load, 6 s after the review waited: "finished with state success, but the
+            # task instance's state attribute is queued", then the review failed), so answer
+            # after that event, and later still, as a person would.
+            _wait_for("the review's first segment to end", first_segment_reported, remaining, 0.5)
             time.sleep(REVIEWER_DELAY)
             reply = api.patch(
                 hitl, json={"chosen_options": ["Publish candidate 2"], "params_input": {}}
