@@ -130,9 +130,11 @@ def test_a_reused_batch_on_s3_lists_the_prefix_and_reads_no_image(
     lists = [t for m, t in requests if m == "GET" and "list-type=2" in t]
     objects = [(m, t.split("?")[0]) for m, t in requests if "list-type=2" not in t]
     index, summary = f"/{BUCKET}/images/index.jsonl", f"/{BUCKET}/images/summary.json"
+    sheet = f"/{BUCKET}/images/index.html"
     # The output check (the folder and the bucket), one listing of the folder and one of its
-    # records folder, the index read (its size comes from the listing), and the new summary and
-    # index, each one PUT of the finished object (no temporary and copy). No image, no record.
+    # records folder, the index read (its size comes from the listing), and the new summary,
+    # contact sheet and index, each one PUT of the finished object (no temporary and copy). No
+    # image, no record.
     assert len(lists) == 3, requests
     assert sorted(objects) == sorted(
         [
@@ -140,10 +142,11 @@ def test_a_reused_batch_on_s3_lists_the_prefix_and_reads_no_image(
             ("HEAD", f"/{BUCKET}"),
             ("GET", index),
             ("PUT", summary),
+            ("PUT", sheet),
             ("PUT", index),
         ]
     ), requests
-    assert len(requests) == 8
+    assert len(requests) == 9
 
     s3.log.clear()
     changed = _batch(_items(changed=7), "run-3")
