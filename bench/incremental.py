@@ -25,7 +25,6 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +33,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="rivya-bench-home-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-
-@dataclass
-class FakeTaskInstance:
-    """The slice of a task instance the operator reads when run inline."""
-
-    run_id: str
-    dag_id: str = "bench_incremental"
-    task_id: str = "refresh"
-    map_index: int = -1
-    xcom: dict[str, Any] = field(default_factory=dict)
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
+from tests.operators.test_generate_validation import FakeTaskInstance  # noqa: E402
 
 
 def items(count: int, editions: dict[int, int]) -> list[dict[str, str]]:
@@ -78,7 +65,9 @@ def run(
         retries=0,
         **kwargs,
     )
-    summary: dict[str, Any] = operator.execute({"ti": FakeTaskInstance(run_id)})  # type: ignore[arg-type]
+    summary: dict[str, Any] = operator.execute(
+        {"ti": FakeTaskInstance(run_id=run_id, dag_id="bench", task_id="refresh")}
+    )  # type: ignore[arg-type]
     wall = time.perf_counter() - started
     after_creates = [r for r in emulator.requests("/api/v1/generations") if r["method"] == "POST"]
     after_reads = [r for r in emulator.requests("/api/v1/generations/") if r["method"] == "GET"]

@@ -39,14 +39,6 @@ OUTPUT_DIR = os.environ.get("RIVYA_OUTPUT_DIR") or os.path.join(os.path.dirname(
 MARKETING_DIR = f"{OUTPUT_DIR}/marketing"
 #: The catalogue's current images (stable, so each run sees what the last one stored).
 CATALOGUE_IMAGES = f"{MARKETING_DIR}/catalogue"
-IMAGE_SIZES = [
-    "square",
-    "square_hd",
-    "portrait_4_3",
-    "portrait_16_9",
-    "landscape_4_3",
-    "landscape_16_9",
-]
 #: The Airflow pool of the tasks that talk to Rivya (it must exist: see docs/DEPLOYING.md).
 POOL = os.environ.get("RIVYA_POOL") or "default_pool"
 
@@ -73,7 +65,9 @@ MARKETING_IMAGES = Asset(name="rivya_marketing_images", uri=f"file://{CATALOGUE_
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
     tags=["rivya", "example"],
     doc_md=__doc__,
-    params={"image_size": Param("landscape_4_3", enum=IMAGE_SIZES)},
+    # A size preset (square, square_hd, portrait_4_3, ...): checked by the batch operator,
+    # which names image_size and the accepted values before anything is paid.
+    params={"image_size": Param("landscape_4_3", type="string")},
 )
 def example_rivya_marketing_refresh() -> None:
     @task

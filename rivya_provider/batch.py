@@ -534,18 +534,19 @@ def split_items(
     unchanged and its images intact); the selected ones are generated, unless ``skip_unchanged``
     (and not ``regenerate``) finds them unchanged too. Decided before anything is sent.
     """
+    from rivya_provider.reuse import check_verify
+
+    check_verify(verify)  # checked even when nothing is reused: a typo must not pass silently
     selected = checked_only_keys(only_keys, planned)
     if selected is None and not skip_unchanged:
         return {}, set()
-    fresh = selected if regenerate or not skip_unchanged else set()
-    candidates = [item for item in planned if item.key not in (fresh or set())]
+    # Generated whatever is stored: the selection, unless skip_unchanged may reuse it.
+    fresh = selected if selected is not None and (regenerate or not skip_unchanged) else set()
+    candidates = [item for item in planned if item.key not in fresh]
     found = find_reusable(candidates, output_path, verify) if candidates else {}
-    skipped = (
-        set()
-        if selected is None
-        else {item.key for item in planned if item.key not in selected and item.key not in found}
-    )
-    return found, skipped
+    if selected is None:
+        return found, set()
+    return found, {item.key for item in planned if item.key not in selected | found.keys()}
 
 
 def generated_items(planned: Sequence[PlannedItem], state: Mapping[str, Any]) -> list[PlannedItem]:

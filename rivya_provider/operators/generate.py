@@ -151,6 +151,7 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
         from rivya_provider.api.budget import check_before_create, check_max_credits
         from rivya_provider.api.errors import RivyaError
         from rivya_provider.api.polling import seconds
+        from rivya_provider.reuse import check_verify
         from rivya_provider.storage import build_manifest
 
         self.label_map_index(context)
@@ -161,6 +162,7 @@ class RivyaGenerateImageOperator(GenerationTaskMixin, BaseOperator):
             self.check_wait_settings()
             base_key = self._base_key(request, context)
             max_credits = check_max_credits(self.max_credits)
+            check_verify(self.verify_unchanged)
             if self.skip_unchanged and (reused := self._stored_unchanged(request)) is not None:
                 return self._finish_reused(reused, client_request_id, context)
             with self.rivya_hook().get_client() as client:

@@ -13,8 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rivya_provider.operators.batch import RivyaBatchGenerateImagesOperator
-from tests.operators.test_generate_validation import FakeTaskInstance
+from tests.operators.test_reuse import _batch
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".artifacts" / "ui"
 FAIL = "[[fail]]"  # the emulator fails a generation whose prompt holds it
@@ -22,21 +21,6 @@ HOSTILE = (
     'a mug <script>window.rivyaScriptRan = true</script><img src="nowhere.png" '
     'onerror="window.rivyaHandlerRan = true"> on a table'
 )
-
-
-def _batch(out: Path, items: list[dict[str, Any]], run: str) -> dict[str, Any]:
-    operator = RivyaBatchGenerateImagesOperator(
-        task_id="batch",
-        items=items,
-        output_path=str(out),
-        skip_unchanged=True,
-        max_failed_fraction=0.5,
-        deferrable=False,
-        poll_interval=0.2,
-        retries=0,
-    )
-    result: dict[str, Any] = operator.execute({"ti": FakeTaskInstance(run_id=run)})  # type: ignore[arg-type]
-    return result
 
 
 def _tiles(page: Any) -> list[dict[str, Any]]:
@@ -64,9 +48,9 @@ def test_the_contact_sheet_shows_every_item_and_runs_no_script(
     items.append({"key": "SKU-FAILS", "prompt": f"a broken product {FAIL}"})
     items.append({"key": "SKU-HOSTILE", "prompt": HOSTILE})
     out = tmp_path / "catalogue"
-    first = _batch(out, items, "run-1")
+    first = _batch(out, items, "run-1", max_failed_fraction=0.5)
     assert first["failed"] == 1
-    _batch(out, items, "run-2")  # everything succeeded is reused now
+    _batch(out, items, "run-2", max_failed_fraction=0.5)  # what succeeded is reused now
     sheet = out / "index.html"
     assert "<script>window" not in sheet.read_text()
 

@@ -121,6 +121,7 @@ GENERATE_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("output-url-no-host", {"output_url": "https:///x"}, "output_url"),
     ("output-url-query", {"output_url": "https://cdn.example.com/x?sig=1"}, "output_url"),
     ("output-url-number", {"output_url": 443}, "output_url"),
+    ("verify-unchanged-md5", {"verify_unchanged": "md5"}, "verify_unchanged"),
 ]
 
 # (id, the connection as the user stored it, the field the error must name)

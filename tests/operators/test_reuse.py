@@ -40,9 +40,15 @@ def _generate(out: Path, run: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def _batch(out: Path, items: list[dict[str, Any]], run: str, **kwargs: Any) -> dict[str, Any]:
-    arguments = {"deferrable": False, "poll_interval": 0.2, "retries": 0, **kwargs}
+    arguments = {
+        "skip_unchanged": True,
+        "deferrable": False,
+        "poll_interval": 0.2,
+        "retries": 0,
+        **kwargs,
+    }
     operator = RivyaBatchGenerateImagesOperator(
-        task_id="batch", items=items, output_path=str(out), skip_unchanged=True, **arguments
+        task_id="batch", items=items, output_path=str(out), **arguments
     )
     result: dict[str, Any] = operator.execute({"ti": FakeTaskInstance(run_id=run)})  # type: ignore[arg-type]
     return result
@@ -159,6 +165,14 @@ def test_batch_guardrails_count_only_the_items_really_generated(
     with pytest.raises(AirflowFailException, match=r"3 x 4 = 12 credits.*cap of 8"):
         _batch(tmp_path, items, "run-3", max_credits=8)
     assert _creates(rivya_airflow_conn) == 12
+
+
+def test_batch_refuses_a_bad_verify_unchanged_even_without_skip_unchanged(
+    rivya_airflow_conn: Any, tmp_path: Path
+) -> None:
+    with pytest.raises(AirflowFailException, match="verify_unchanged:"):
+        _batch(tmp_path, _items(2), "run-1", skip_unchanged=False, verify_unchanged="md5")
+    assert rivya_airflow_conn.requests() == []
 
 
 def test_batch_refuses_an_item_reference_without_its_sha256_before_any_request(
