@@ -30,6 +30,7 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import dag, task
 
 from rivya_provider.operators.generate import RivyaGenerateImageOperator
+from rivya_provider.review import response_timeout_kwargs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUTPUT_DIR = os.environ.get("RIVYA_OUTPUT_DIR") or os.path.join(os.path.dirname(HERE), "output")
@@ -88,7 +89,7 @@ def example_rivya_approval() -> None:
         subject="Which banner should be published?",
         body=review_body(candidates.output),
         options=[*OPTIONS, REJECT],
-        **_review_wait(timedelta(days=3)),
+        **response_timeout_kwargs(timedelta(days=3)),
     )
 
     @task.short_circuit
@@ -114,16 +115,6 @@ def example_rivya_approval() -> None:
         return str(target)
 
     approved(review.output) >> publish(review.output, candidates.output)
-
-
-def _review_wait(limit: timedelta) -> dict[str, timedelta]:
-    """How long the review may wait: ``response_timeout`` from Airflow 3.2 (standard provider
-    1.9+); Airflow 3.1's provider reads ``execution_timeout`` instead."""
-    import inspect
-
-    if "response_timeout" in inspect.signature(HITLOperator).parameters:
-        return {"response_timeout": limit}
-    return {"execution_timeout": limit}
 
 
 def _uri(path: str) -> str:

@@ -5,8 +5,9 @@ imports these names and never checks a version itself.
 
 - ``conf``: ``airflow.sdk.conf`` from task-sdk 1.2 (Airflow 3.2); ``airflow.configuration.conf``
   on 3.1.
-- ``AirflowException``/``AirflowFailException``: ``airflow.sdk.exceptions`` from Airflow 3.2;
-  ``airflow.exceptions`` on 3.1 (the classes the 3.1 task runner catches).
+- ``AirflowException``/``AirflowFailException``/``AirflowSkipException``:
+  ``airflow.sdk.exceptions`` from Airflow 3.2; ``airflow.exceptions`` on 3.1
+  (the classes the 3.1 task runner catches).
 - :func:`aget_connection`: ``BaseHook.aget_connection``. On 3.1 it works only inside a task or
   triggerer process (it imports ``SUPERVISOR_COMMS`` before trying the secrets backends); outside
   one (a trigger driven by a unit test) it falls back to the blocking lookup in a worker thread,
@@ -41,16 +42,18 @@ except ImportError:  # Airflow 3.1
     from airflow.configuration import conf  # type: ignore[assignment,unused-ignore]
 
 try:
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import (  # type: ignore[attr-defined,no-redef,unused-ignore]
         AirflowException,
         AirflowFailException,
+        AirflowSkipException,
     )
 
 __all__ = [
     "AirflowException",
     "AirflowFailException",
+    "AirflowSkipException",
     "aget_connection",
     "conf",
     "dag_bag",

@@ -107,6 +107,19 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "rivya_provider.testing",
         "rivya_provider.emulator",
     ),
+    # The review helpers: text in, text out, below the operators (Airflow only for HITL's kwargs).
+    "review.py": (
+        "rivya_provider.api",
+        "rivya_provider.operators",
+        "rivya_provider.sensors",
+        "rivya_provider.triggers",
+        "rivya_provider.generation_task",
+        "rivya_provider.batch",
+        "rivya_provider.storage",
+        "rivya_provider.hooks",
+        "rivya_provider.testing",
+        "rivya_provider.emulator",
+    ),
     # Reuse across runs (skip_unchanged): the records and the rule, below the operators.
     "reuse.py": (
         "rivya_provider.operators",

@@ -82,7 +82,8 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
         folder) or ``sha256`` (each image is read and hashed too).
     :param only_keys: generate only these item keys (templated), e.g. a review's rejects; every
         other item keeps what ``output_path`` holds for it (reused when unchanged and intact,
-        else indexed ``not_selected``). ``None``: every item.
+        else indexed ``not_selected``). ``None``: every item. An empty list (a review that
+        rejected nothing) skips the task: no request, nothing written.
     :param regenerate: with ``only_keys``: generate those items afresh even when unchanged, each
         as new work of this task (its own idempotency keys), so each is paid again on purpose.
     """
@@ -187,6 +188,10 @@ class RivyaBatchGenerateImagesOperator(BaseOperator):
             prepare_output_location(output_path)
             check_output_url(self.output_url)
             reused, skipped = self._split(planned)
+            if self.only_keys is not None and not self.only_keys:
+                from rivya_provider.compat import AirflowSkipException
+
+                raise AirflowSkipException("only_keys is empty: no item is selected")
             generated = [i for i in planned if i.key not in reused and i.key not in skipped]
             with self.rivya_hook().get_client() as client:
                 estimate = None

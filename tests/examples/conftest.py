@@ -7,14 +7,14 @@
 ``hitl_responder`` answers a human-in-the-loop task from a background thread while ``dag.test()``
 runs. On Airflow 3.3 ``dag.test()`` leaves a HITL task parked in ``awaiting_input`` and polls the
 DB every second until something outside records a response. The responder waits until the task's
-HITL detail row exists and the task instance is ``awaiting_input``, then records the answer by
-calling the REST endpoint's own function, ``update_hitl_detail`` (the body of
-``PATCH /api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails``)
-with a DB session and a reviewer user: the same validation, the same write of
-``chosen_options``/``params_input``/``responded_by``/``responded_at``, and the same event-driven
-resume (``handle_event_submit`` flips the task to ``scheduled`` with the response as its event),
-just without HTTP. If no task is waiting before its deadline it fails the run, so ``dag.test()``
-returns instead of waiting forever.
+HITL detail row exists and the task instance is ``awaiting_input``, then sends the answer through
+Airflow's REST API, ``PATCH /api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/
+{map_index}/hitlDetails``, to the api-server's own FastAPI app (``create_app("core")``, in
+process, same DB; ``simple_auth_manager_all_admins`` makes the caller an admin): the same routing,
+validation, write of ``chosen_options``/``params_input``/``responded_by``/``responded_at`` and
+event-driven resume (the task goes to ``scheduled`` with the response as its event) as a
+deployed api-server. If no task is waiting before its deadline it fails the run, so
+``dag.test()`` returns instead of waiting forever.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -98,6 +99,7 @@ class HITLResponder:
         params_input: dict[str, Any] | None = None,
         reviewer: str = "reviewer",
         deadline: float = 120.0,
+        on_waiting: Callable[[], None] | None = None,
     ) -> None:
         self.dag_id = dag_id
         self.task_id = task_id
@@ -106,6 +108,8 @@ class HITLResponder:
         self.params_input = params_input or {}
         self.reviewer = reviewer
         self.deadline = deadline
+        self.on_waiting = on_waiting
+        self.options: list[str] | None = None
         self.run_id: str | None = None
         self.hitl_body: str | None = None
         self.response: Any = None
@@ -146,18 +150,19 @@ class HITLResponder:
         ).first()
 
     @staticmethod
-    def _body(session: Any, ti_id: Any) -> str | None:
+    def _detail(session: Any, ti_id: Any) -> tuple[str | None, list[str]]:
         from airflow.models.hitl import HITLDetail
         from sqlalchemy import select
 
-        body: str | None = session.scalar(select(HITLDetail.body).where(HITLDetail.ti_id == ti_id))
-        return body
+        row = session.execute(
+            select(HITLDetail.body, HITLDetail.options).where(HITLDetail.ti_id == ti_id)
+        ).one()
+        return row.body, list(row.options)
 
     def _answer_when_waiting(self) -> None:
-        from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-        from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
-        from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+        from airflow.api_fastapi.app import create_app
         from airflow.utils.session import create_session
+        from starlette.testclient import TestClient
 
         stop_at = time.monotonic() + self.deadline
         while time.monotonic() < stop_at:
@@ -165,21 +170,23 @@ class HITLResponder:
                 ti = self._waiting(session)
                 if ti is not None:
                     self.run_id = ti.run_id
-                    self.hitl_body = self._body(session, ti.id)
-                    self.response = update_hitl_detail(
-                        dag_id=self.dag_id,
-                        dag_run_id=ti.run_id,
-                        task_id=self.task_id,
-                        update_hitl_detail_payload=UpdateHITLDetailPayload(
-                            chosen_options=self.chosen_options, params_input=self.params_input
-                        ),
-                        user=SimpleAuthManagerUser(username=self.reviewer, role="admin"),
-                        session=session,
-                        map_index=self.map_index,
-                    )
-                    return
+                    self.hitl_body, self.options = self._detail(session, ti.id)
+            if self.run_id is not None:
+                break
             time.sleep(0.5)
-        raise TimeoutError(f"{self.dag_id}.{self.task_id} never waited for input")
+        else:
+            raise TimeoutError(f"{self.dag_id}.{self.task_id} never waited for input")
+        if self.on_waiting is not None:
+            self.on_waiting()
+        with TestClient(create_app("core")) as api:
+            response = api.patch(
+                f"/api/v2/dags/{self.dag_id}/dagRuns/{quote(self.run_id, safe='')}"
+                f"/taskInstances/{self.task_id}/{self.map_index}/hitlDetails",
+                json={"chosen_options": self.chosen_options, "params_input": self.params_input},
+            )
+        if response.status_code != 200:
+            raise AssertionError(f"PATCH hitlDetails: {response.status_code} {response.text}")
+        self.response = response.json()
 
     def _fail_waiting_runs(self) -> None:
         """Unblock ``dag.test()``: fail any run of ours still parked on this task."""
@@ -205,6 +212,7 @@ class HITLResponder:
 
 
 @pytest.fixture
-def hitl_responder() -> type[HITLResponder]:
+def hitl_responder(monkeypatch: pytest.MonkeyPatch) -> type[HITLResponder]:
     """``with hitl_responder(dag_id, task_id, ["Approve"]): dag.test()`` answers the HITL task."""
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
     return HITLResponder

@@ -23,6 +23,7 @@ EXPECTED = {
     "example_rivya_reference",
     "example_rivya_marketing_refresh",
     "example_rivya_approval",
+    "example_rivya_catalogue_review",
 }
 PUBLIC_IMPORTS = (
     "airflow.sdk",
@@ -30,6 +31,7 @@ PUBLIC_IMPORTS = (
     "rivya_provider.operators.generate",
     "rivya_provider.operators.upload",
     "rivya_provider.operators.batch",
+    "rivya_provider.review",
     "rivya_provider.sensors.generation",
 )
 

@@ -300,3 +300,18 @@ def test_a_bad_only_keys_is_refused_before_any_request(
     with pytest.raises(AirflowFailException, match=f"only_keys: {rule}"):
         _review_round(tmp_path, _items(3), only_keys=only_keys)
     assert rivya_airflow_conn.requests() == []
+
+
+def test_an_empty_only_keys_skips_the_task_without_a_request_or_a_write(
+    rivya_airflow_conn: Any, tmp_path: Path
+) -> None:
+    """A review that rejected nothing: the regenerate step is skipped, the folder untouched."""
+    from rivya_provider.compat import AirflowSkipException
+
+    _batch(tmp_path, _items(3), "run-1")
+    sent = len(rivya_airflow_conn.requests())
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    with pytest.raises(AirflowSkipException, match="only_keys is empty"):
+        _review_round(tmp_path, _items(3), only_keys=[], regenerate=True, skip_unchanged=True)
+    assert len(rivya_airflow_conn.requests()) == sent
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
