@@ -60,6 +60,7 @@ from tests.e2e.real_airflow import (  # noqa: E402
     _get,
     _wait_for,
     start_airflow,
+    start_emulator,
 )
 
 MAPPED_DAG = "bench_rivya_mapped"
@@ -589,21 +590,13 @@ def _start(
     home = tmp / "airflow-home"
     (home / "dags").mkdir(parents=True)
     credits = CREDITS_PER_IMAGE * (args.mapped + args.batched) * 3 + 1000
-    procs.start(
-        "emulator",
-        [
-            *(sys.executable, "-m", "rivya_provider.emulator", "--host", "127.0.0.1"),
-            *("--port", "0", "--api-key", EMULATOR_KEY, "--credits", str(credits)),
-            *("--latency", str(args.latency)),
-        ],
-        {**os.environ, "PYTHONUNBUFFERED": "1"},
+    base = start_emulator(
+        procs,
+        remaining,
+        latency=args.latency,
+        credits=credits,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-
-    def emulator_url() -> str | None:
-        match = re.search(r"listening on (http://\S+)", procs.log_tail("emulator"))
-        return match.group(1).rstrip("/") if match else None
-
-    base = _wait_for("the emulator", emulator_url, remaining)
     port = _free_port()
     env = _airflow_env(home, port, base)
     env.update(

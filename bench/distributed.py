@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from real_airflow import (  # type: ignore[import-not-found]  # noqa: E402
     _get,
     _wait_for,
     start_airflow,
+    start_emulator,
 )
 from test_distributed import (  # type: ignore[import-not-found]  # noqa: E402
     BATCH_DAG,
@@ -70,21 +70,7 @@ def run(budget: float) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     try:
         with _deadline(budget) as remaining:
-            procs.start(
-                "emulator",
-                [
-                    *(sys.executable, "-m", "rivya_provider.emulator", "--host", "127.0.0.1"),
-                    *("--port", "0", "--api-key", EMULATOR_KEY, "--credits", "2000"),
-                    *("--latency", str(LATENCY)),
-                ],
-                {"PYTHONUNBUFFERED": "1", "PATH": str(BIN)},
-            )
-
-            def emulator_url() -> str | None:
-                match = re.search(r"listening on (http://\S+)", procs.log_tail("emulator"))
-                return match.group(1).rstrip("/") if match else None
-
-            base = _wait_for("the emulator", emulator_url, remaining)
+            base = start_emulator(procs, remaining, latency=LATENCY, credits=2000)
             emulator = httpx.Client(base_url=base, timeout=30.0)
             emulator.post(
                 "/_emulator/config", json={"rate_limit": RATE_LIMIT, "rate_limit_window": 1.0}

@@ -169,7 +169,14 @@ def example_rivya_catalogue_review() -> None:
             task_id=f"review_{round_number}",
             subject=f"Catalogue review {round_number} of {REVIEW_ROUNDS}: reject any image",
             multiple=True,
-            params={"note": Param("", type="string", title="Note added to rejected prompts")},
+            params={
+                "note": Param(
+                    None,
+                    type=["null", "string"],
+                    title="Note added to rejected prompts",
+                    description="Optional, e.g. 'no text on the label'.",
+                )
+            },
             **response_timeout_kwargs(timedelta(days=3)),
         ).expand_kwargs(request)
         state = decide.override(task_id=f"decide_{round_number}")(

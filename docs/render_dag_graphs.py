@@ -16,7 +16,12 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DAGS = ("example_rivya_reference", "example_rivya_marketing_refresh", "example_rivya_approval")
+DAGS = (
+    "example_rivya_reference",
+    "example_rivya_marketing_refresh",
+    "example_rivya_approval",
+    "example_rivya_catalogue_review",
+)
 COLOURS = {
     "RivyaGenerateImageOperator": "#f4e3ff",
     "RivyaFileUploadOperator": "#f4e3ff",

@@ -42,8 +42,9 @@ REJECT_PREFIX = "Reject "
 #: Thumbnails shown in one review body; past that, the body links the contact sheet for the
 #: rest (every key stays an option). README "Reviewing a batch" gives what was measured.
 THUMBNAILS_PER_BODY = 60
-#: Thumbnails per row of the body's grid (one Markdown table per row, the keys as its header).
-GRID_COLUMNS = 4
+#: Thumbnails per row of the body's grid (one Markdown table per row, the keys as its header);
+#: 3 fit the Required Actions panel beside the grid view on a 1400 px wide window, 4 overflow.
+GRID_COLUMNS = 3
 #: Characters left as they are in an image URL (already-encoded ``%XX`` included).
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 

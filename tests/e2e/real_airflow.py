@@ -215,6 +215,36 @@ def start_airflow(
     return httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout)
 
 
+def start_emulator(
+    procs: Processes,
+    remaining: Any,
+    *,
+    latency: float,
+    credits: int | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
+    """Start the emulator as the process ``emulator`` on a free loopback port (key
+    ``EMULATOR_KEY``, ``latency`` s per generation); return its base URL once it listens."""
+    import re
+
+    procs.start(
+        "emulator",
+        [
+            *(sys.executable, "-m", "rivya_provider.emulator", "--host", "127.0.0.1"),
+            *("--port", "0", "--api-key", EMULATOR_KEY, "--latency", str(latency)),
+            *(("--credits", str(credits)) if credits is not None else ()),
+        ],
+        {"PYTHONUNBUFFERED": "1", "PATH": str(BIN)} if env is None else env,
+    )
+
+    def emulator_url() -> str | None:
+        match = re.search(r"listening on (http://\S+)", procs.log_tail("emulator"))
+        return match.group(1).rstrip("/") if match else None
+
+    url: str = _wait_for("the emulator", emulator_url, remaining)
+    return url
+
+
 def _get(client: httpx.Client, path: str, **params: Any) -> Any:
     response = client.get(path, params=params)
     response.raise_for_status()

@@ -9,16 +9,12 @@ candidate 2, and only that image is published; each candidate is paid exactly on
 from __future__ import annotations
 
 import json
-import re
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import httpx
 from real_airflow import (  # type: ignore[import-not-found]
-    BIN,
-    EMULATOR_KEY,
     Processes,
     _airflow_env,
     _deadline,
@@ -27,6 +23,7 @@ from real_airflow import (  # type: ignore[import-not-found]
     _task_instances,
     _wait_for,
     start_airflow,
+    start_emulator,
     task_log_tails,
 )
 
@@ -57,20 +54,7 @@ def test_approval_example_publishes_the_chosen_candidate_on_a_real_airflow(
     port = _free_port()
     try:
         with _deadline(BUDGET) as remaining:
-            procs.start(
-                "emulator",
-                [
-                    *(sys.executable, "-m", "rivya_provider.emulator", "--host", "127.0.0.1"),
-                    *("--port", "0", "--api-key", EMULATOR_KEY, "--latency", str(LATENCY)),
-                ],
-                {"PYTHONUNBUFFERED": "1", "PATH": str(BIN)},
-            )
-
-            def emulator_url() -> str | None:
-                match = re.search(r"listening on (http://\S+)", procs.log_tail("emulator"))
-                return match.group(1).rstrip("/") if match else None
-
-            base = _wait_for("the emulator", emulator_url, remaining)
+            base = start_emulator(procs, remaining, latency=LATENCY)
             emulator = httpx.Client(base_url=base, timeout=10.0)
             env = _airflow_env(home, port, base)
             api = start_airflow(procs, env, port, remaining)

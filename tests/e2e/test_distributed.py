@@ -41,7 +41,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -64,6 +63,7 @@ from real_airflow import (  # type: ignore[import-not-found]
     _get,
     _task_instances,
     _wait_for,
+    start_emulator,
     task_log_tails,
 )
 
@@ -248,21 +248,7 @@ def test_distributed_celery_airflow_survives_crashes_and_pays_once(tmp_path: Pat
             db_url = postgres.start("airflow")
             redis_port = _free_port()
             services.start("redis", redis_command(redis_port, tmp_path / "redis"), dict(os.environ))
-            procs.start(
-                "emulator",
-                [
-                    *(sys.executable, "-m", "rivya_provider.emulator", "--host", "127.0.0.1"),
-                    *("--port", "0", "--api-key", EMULATOR_KEY, "--credits", "2000"),
-                    *("--latency", str(LATENCY)),
-                ],
-                {"PYTHONUNBUFFERED": "1", "PATH": str(BIN)},
-            )
-
-            def emulator_url() -> str | None:
-                match = re.search(r"listening on (http://\S+)", procs.log_tail("emulator"))
-                return match.group(1).rstrip("/") if match else None
-
-            base = _wait_for("the emulator", emulator_url, remaining)
+            base = start_emulator(procs, remaining, latency=LATENCY, credits=2000)
             emulator = httpx.Client(base_url=base, timeout=30.0)
             emulator.post(
                 "/_emulator/config", json={"rate_limit": RATE_LIMIT, "rate_limit_window": 1.0}

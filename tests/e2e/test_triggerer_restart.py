@@ -24,16 +24,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import httpx
 from real_airflow import (  # type: ignore[import-not-found]
     BIN,
-    EMULATOR_KEY,
     Processes,
     _airflow_env,
     _deadline,
@@ -42,6 +39,7 @@ from real_airflow import (  # type: ignore[import-not-found]
     _task_instances,
     _wait_for,
     start_airflow,
+    start_emulator,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,22 +94,13 @@ def test_deferred_generations_survive_a_triggerer_crash(tmp_path: Path) -> None:
     try:
         with _deadline(BUDGET) as remaining:
             # -- the emulator: 10 s per generation, so a crash lands while they are running
-            emulator_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-            procs.start(
-                "emulator",
-                [
-                    *(sys.executable, "-m", "rivya_provider.emulator", "--host", "127.0.0.1"),
-                    *("--port", "0", "--api-key", EMULATOR_KEY, "--credits", "1000"),
-                    *("--latency", str(LATENCY)),
-                ],
-                emulator_env,
+            base = start_emulator(
+                procs,
+                remaining,
+                latency=LATENCY,
+                credits=1000,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-
-            def emulator_url() -> str | None:
-                match = re.search(r"listening on (http://\S+)", procs.log_tail("emulator"))
-                return match.group(1).rstrip("/") if match else None
-
-            base = _wait_for("the emulator", emulator_url, remaining)
             emulator = httpx.Client(base_url=base, timeout=10.0)
 
             # -- Airflow: migrate, then one process per component

@@ -11,6 +11,10 @@ missing; CI runs as root), driven by Playwright:
   for one saved from the form (no port) Airflow 3.3.2 answers "Bad Request" (the list sends port
   0, apache/airflow#73298; README "Connecting the real API" says what to do);
 - a finished generate task's Details tab shows the "Rivya image" link, with the recorded target;
+- the catalogue review's Required Action page ([review]) shows the batch's thumbnails inline,
+  all loaded from the served folder; ticking rejects in the page's Options field, typing a note
+  and pressing Respond drives the DAG to regenerate exactly those products, with the note, and to
+  a second review that lists only them;
 - the approval's Required Action page shows both candidates as images that load (non-zero
   natural size) from the stored copies, after the emulator, and so every signed URL, is gone.
 
@@ -24,7 +28,6 @@ import http.server
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -45,11 +48,16 @@ from real_airflow import (  # type: ignore[import-not-found]
     _task_instances,
     _wait_for,
     start_airflow,
+    start_emulator,
 )
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / ".artifacts" / "ui"
 GENERATE, APPROVAL = "example_rivya_generate", "example_rivya_approval"
+REVIEW = "example_rivya_catalogue_review"
+REVIEW_PRODUCTS = [f"SKU-{n:02d}" for n in range(12)]
+REVIEW_REJECTS = ["SKU-03", "SKU-08"]
+REVIEW_NOTE = "on a plain white background"
 BUDGET = 420.0
 LATENCY = 6.0  # not shorter: Airflow's defer-exit race, see test_approval_real_airflow.py
 
@@ -76,7 +84,7 @@ def test_the_provider_in_airflows_ui(
     started = time.monotonic()
     home = tmp_path / "airflow-home"
     (home / "dags").mkdir(parents=True)
-    for dag_id in (GENERATE, APPROVAL):
+    for dag_id in (GENERATE, APPROVAL, REVIEW):
         shutil.copy2(REPO / "dags_examples" / f"{dag_id}.py", home / "dags")
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -86,25 +94,13 @@ def test_the_provider_in_airflows_ui(
     _, served_at = static_site
     try:
         with _deadline(BUDGET) as remaining:
-            procs.start(
-                "emulator",
-                [
-                    *(sys.executable, "-m", "rivya_provider.emulator", "--host", "127.0.0.1"),
-                    *("--port", "0", "--api-key", EMULATOR_KEY, "--latency", str(LATENCY)),
-                ],
-                {"PYTHONUNBUFFERED": "1", "PATH": str(BIN)},
-            )
-
-            def emulator_url() -> str | None:
-                match = re.search(r"listening on (http://\S+)", procs.log_tail("emulator"))
-                return match.group(1).rstrip("/") if match else None
-
-            emulator = _wait_for("the emulator", emulator_url, remaining)
+            emulator = start_emulator(procs, remaining, latency=LATENCY)
             env = _airflow_env(
                 home,
                 port,
                 emulator,
                 RIVYA_OUTPUT_URL=served_at,
+                RIVYA_CATALOGUE=str(_review_catalogue(tmp_path)),
                 AIRFLOW__CORE__TEST_CONNECTION="Enabled",
             )
             api = start_airflow(procs, env, port, remaining)
@@ -126,14 +122,14 @@ def test_the_provider_in_airflows_ui(
                 try:
                     return all(
                         api.get(f"/api/v2/dags/{dag_id}").status_code == 200
-                        for dag_id in (GENERATE, APPROVAL)
+                        for dag_id in (GENERATE, APPROVAL, REVIEW)
                     )
                 except httpx.HTTPError:
                     return False
 
-            _wait_for("both DAGs to be parsed", parsed, remaining)
+            _wait_for("the DAGs to be parsed", parsed, remaining)
             runs = {}
-            for dag_id in (GENERATE, APPROVAL):
+            for dag_id in (GENERATE, APPROVAL, REVIEW):
                 api.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
                 response = api.post(f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None})
                 response.raise_for_status()
@@ -164,6 +160,7 @@ def test_the_provider_in_airflows_ui(
                 page = browser.new_page(viewport={"width": 1400, "height": 1100})
                 _check_connection_form(page, base, emulator)
                 _check_extra_link(page, base, runs[GENERATE], recorded)
+                _check_catalogue_review(page, base, api, runs[REVIEW], served_at, remaining)
                 procs.kill_now("emulator")  # every signed result URL dies with it
                 _check_approval_page(page, base, runs[APPROVAL], served_at)
                 browser.close()
@@ -240,3 +237,87 @@ def _check_approval_page(page: Any, base: str, run_id: str, served_at: str) -> N
         assert width > 0
         assert height > 0
     page.screenshot(path=str(ARTIFACTS / "approval.png"), full_page=True)
+
+
+def _review_catalogue(tmp_path: Path) -> Path:
+    """A 12-product catalogue for the review example."""
+    import json
+
+    path = tmp_path / "review-products.json"
+    products = [
+        {"sku": sku, "description": f"product {sku}", "style": "soft daylight"}
+        for sku in REVIEW_PRODUCTS
+    ]
+    path.write_text(json.dumps(products))
+    return path
+
+
+def _review_states(api: httpx.Client, run_id: str) -> dict[tuple[str, int], str]:
+    return {
+        (ti["task_id"], ti["map_index"]): ti["state"] for ti in _task_instances(api, REVIEW, run_id)
+    }
+
+
+def _check_catalogue_review(
+    page: Any, base: str, api: httpx.Client, run_id: str, served_at: str, remaining: Any
+) -> None:
+    """The first review in the page: 12 thumbnails load; two rejects and a note, answered from
+    the page, regenerate exactly those two; the second review lists only them."""
+
+    def waiting(task_id: str) -> bool:
+        state = _review_states(api, run_id).get((task_id, 0))
+        assert state not in ("failed", "upstream_failed", "skipped"), state
+        return state in ("deferred", "awaiting_input")
+
+    _wait_for("the first catalogue review", lambda: waiting("review_1"), remaining, 1.0)
+    page.goto(f"{base}/dags/{REVIEW}/runs/{quote(run_id)}/tasks/review_1/mapped/0/required_actions")
+    thumbnails = page.locator("img[alt^='SKU-']")
+    thumbnails.nth(11).wait_for(timeout=30_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll(\"img[alt^='SKU-']\")]"
+        ".every(i => i.complete && i.naturalWidth > 0)",
+        timeout=20_000,
+    )
+    shown = thumbnails.evaluate_all(
+        "all => all.map(i => [i.alt, i.src, i.naturalWidth, i.getBoundingClientRect().width])"
+    )
+    assert sorted(alt for alt, *_ in shown) == REVIEW_PRODUCTS
+    for alt, src, natural_width, width in shown:
+        assert src == f"{served_at}/catalogue_review/candidates/{alt}_0.png", src
+        assert natural_width > 0
+        assert 0 < width < 400  # a thumbnail in a grid, not a full-width picture
+    page.screenshot(path=str(ARTIFACTS / "catalogue-review.png"), full_page=True)
+
+    # The Options field (a multi-select of every option; type to filter, Enter to tick).
+    options = page.locator("#element_chosen_options input[role=combobox]")
+    for key in REVIEW_REJECTS:
+        options.click()
+        page.keyboard.type(f"Reject {key}")
+        page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    page.locator("#element_note").fill(REVIEW_NOTE)
+    page.get_by_role("button", name="Respond").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "catalogue-review-answered.png"))
+    page.get_by_role("button", name="Respond").click()
+
+    _wait_for("the regenerated products' review", lambda: waiting("review_2"), remaining, 1.0)
+    states = _review_states(api, run_id)
+    assert states[("regenerate_1", -1)] == "success", states
+    regenerated = _get(
+        api,
+        f"/api/v2/dags/{REVIEW}/dagRuns/{quote(run_id)}/taskInstances/"
+        "regenerate_1/xcomEntries/return_value",
+    )["value"]
+    assert (regenerated["generated"], regenerated["reused"]) == (2, 10), regenerated
+    detail = _get(
+        api,
+        f"/api/v2/dags/{REVIEW}/dagRuns/{quote(run_id)}/taskInstances/review_2/0/hitlDetails",
+    )
+    assert detail["options"][2:] == [f"Reject {key}" for key in REVIEW_REJECTS]
+    assert detail["body"].count("![") == 2
+    first = _get(
+        api,
+        f"/api/v2/dags/{REVIEW}/dagRuns/{quote(run_id)}/taskInstances/review_1/0/hitlDetails",
+    )
+    assert sorted(first["chosen_options"]) == [f"Reject {key}" for key in REVIEW_REJECTS]
+    assert first["params_input"] == {"note": REVIEW_NOTE}
