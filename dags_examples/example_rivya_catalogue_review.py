@@ -218,11 +218,15 @@ def _index() -> dict[str, dict[str, Any]]:
 
 def _image_url(line: dict[str, Any]) -> str | None:
     """A browser's address of the item's first image: the stored copy where it is served, else
-    Rivya's result URL (signed; it may expire)."""
+    Rivya's result URL (signed; it may expire). A regenerated image keeps its file name, so the
+    served address carries the image's sha256: the second review never shows a cached first."""
     from rivya_provider.observability import served_url
 
     image = (line.get("images") or [{}])[0]
-    return served_url(image.get("path"), CANDIDATES, CANDIDATES_URL or None) or image.get("url")
+    served = served_url(image.get("path"), CANDIDATES, CANDIDATES_URL or None)
+    if served:
+        return f"{served}?v={str(image.get('sha256'))[:16]}"
+    return image.get("url")
 
 
 def _uri(path: str) -> str:

@@ -283,7 +283,8 @@ def _check_catalogue_review(
     )
     assert sorted(alt for alt, *_ in shown) == REVIEW_PRODUCTS
     for alt, src, natural_width, width in shown:
-        assert src == f"{served_at}/catalogue_review/candidates/{alt}_0.png", src
+        # The stored copy, its address versioned by content (a regenerated image is new).
+        assert src.startswith(f"{served_at}/catalogue_review/candidates/{alt}_0.png?v="), src
         assert natural_width > 0
         assert 0 < width < 400  # a thumbnail in a grid, not a full-width picture
     page.screenshot(path=str(ARTIFACTS / "catalogue-review.png"), full_page=True)
@@ -315,6 +316,10 @@ def _check_catalogue_review(
     )
     assert detail["options"][2:] == [f"Reject {key}" for key in REVIEW_REJECTS]
     assert detail["body"].count("![") == 2
+    for key in REVIEW_REJECTS:  # the new image, not the browser's cached first one
+        first_src = next(src for alt, src, *_ in shown if alt == key)
+        assert f"/{key}_0.png?v=" in detail["body"]
+        assert first_src.removeprefix(served_at) not in detail["body"]
     first = _get(
         api,
         f"/api/v2/dags/{REVIEW}/dagRuns/{quote(run_id)}/taskInstances/review_1/0/hitlDetails",

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +204,34 @@ def _assert_review_unanswerable_in_dag_test(
     assert len(_creates(emulator)) == 12
     assert len(_digests(review / "candidates")) == 12
     assert not (review / "published").exists()
+
+
+@pytest.mark.parametrize(
+    ("rounds", "reviews", "regenerates"),
+    [
+        ("1", ["review_1"], []),
+        ("3", ["review_1", "review_2", "review_3"], ["regenerate_1", "regenerate_2"]),
+    ],
+)
+def test_the_number_of_reviews_is_set_by_rivya_review_rounds(
+    rounds: str, reviews: list[str], regenerates: list[str]
+) -> None:
+    """Each review but the last may send rejects back; the last one's rejects stay rejected."""
+    script = (
+        "import importlib.util, json, sys\n"
+        "spec = importlib.util.spec_from_file_location('review_dag', sys.argv[1])\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "dag = module.example_rivya_catalogue_review()\n"
+        "print(json.dumps(sorted(dag.task_ids)))\n"
+    )
+    path = Path(__file__).resolve().parents[2] / "dags_examples" / f"{DAG_ID}.py"
+    env = {**os.environ, "RIVYA_REVIEW_ROUNDS": rounds}
+    listed = subprocess.run(
+        [sys.executable, "-c", script, str(path)], env=env, capture_output=True, text=True
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    task_ids = json.loads(listed.stdout.strip().splitlines()[-1])
+    assert [t for t in task_ids if t.startswith("review_") and "request" not in t] == reviews
+    assert [t for t in task_ids if t.startswith("regenerate_")] == regenerates
+    assert f"decide_{rounds}" in task_ids
+    assert "publish" in task_ids
