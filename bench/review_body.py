@@ -60,8 +60,8 @@ def body_for(lines: list[dict[str, Any]], count: int, served: bool) -> tuple[str
         chosen.append(line)
 
     def image_url(line: dict[str, Any]) -> str:
-        if served:
-            return f"{CDN}/{line['key']}_0.png"
+        if served:  # as the example serves them: versioned by content
+            return f"{CDN}/{line['key']}_0.png?v={line['images'][0]['sha256'][:16]}"
         return str(line["images"][0]["url"])
 
     heading = f"**Review 1 of 2: {count} image(s).** Tick *Reject* for each image to make again."
@@ -81,6 +81,9 @@ def main() -> None:
         lines = sample_lines(args.sample, Path(tmp))
     sizes = [int(line["images"][0]["size_bytes"]) for line in lines]
     print(f"sample: {len(lines)} emulator PNGs, median {statistics.median(sizes):,.0f} B each")
+    for served in (True, False):
+        fits = max(n for n in range(1, 2000) if len(body_for(lines, n, served)[0]) <= MYSQL_TEXT)
+        print(f"{'served' if served else 'Rivya'} URLs: at most {fits} thumbnails fit MySQL's TEXT")
     print(
         f"{'thumbnails':>10} {'URLs':>7} {'body B':>9} {'B/thumb':>8} {'MySQL':>6} {'page MB':>8}"
     )

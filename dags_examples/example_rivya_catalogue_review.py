@@ -4,13 +4,19 @@ Use it when a batch of product images must be signed off before it goes live. On
 generates an image per product (``skip_unchanged``: a product unchanged since its image was stored
 costs nothing). Then Airflow's human-in-the-loop review shows the images as a grid of thumbnails
 on the "Required actions" page. The reviewer ticks ``Reject <SKU>`` for each image to make again
-(any subset), or ``Approve all`` / ``Reject all``, and may add a note. Only the rejected products
-are generated again, with the note added to their prompt: each is a fresh generation, paid again
-on purpose; approved images are never touched. The next review shows only the regenerated images.
+(any subset), or ``Approve all`` / ``Reject every image``, and may add a note. Only the rejected
+products are generated again, with the note added to their prompt: each is a fresh generation,
+paid again on purpose; approved images are never touched. The next review shows only the
+regenerated images.
+
 After at most ``RIVYA_REVIEW_ROUNDS`` reviews (default 2; read when the file is parsed, since it
 shapes the DAG), the approved images are copied to ``$RIVYA_OUTPUT_DIR/catalogue_review/published/``
 and the Asset ``rivya_catalogue_published`` gets an event whose ``extra["rivya"]["published"]``
-lists their keys. A product rejected in the last round is not published.
+lists their keys. A product rejected in the last round is not published (a copy an earlier run
+published stays: a rejected new image never replaces a live one).
+
+A review left unanswered for 3 days, or a regeneration that still fails after its retries, fails
+the run and publishes nothing; the stored images stay (clear the failed task to go on).
 
 The review body shows up to 60 thumbnails; past that it links the batch's contact sheet
 (``index.html``), and every product stays an option. Airflow's UI shows only ``http(s)`` images:
@@ -51,8 +57,13 @@ CANDIDATES_URL = f"{OUTPUT_URL}/catalogue_review/candidates" if OUTPUT_URL else 
 #: The Airflow pool of the tasks that talk to Rivya (it must exist: see docs/DEPLOYING.md).
 POOL = os.environ.get("RIVYA_POOL") or "default_pool"
 #: Reviews per run, the first included: each review but the last may send rejects back.
-REVIEW_ROUNDS = max(1, int(os.environ.get("RIVYA_REVIEW_ROUNDS") or 2))
+REVIEW_ROUNDS = int(os.environ.get("RIVYA_REVIEW_ROUNDS") or 2)
+if REVIEW_ROUNDS < 1:
+    raise ValueError(f"RIVYA_REVIEW_ROUNDS: must be 1 or more (got {REVIEW_ROUNDS})")
 
+#: One size for the whole catalogue. (Not a DAG param: on Airflow 3.1 a review form shows the
+#: DAG's params too, and then refuses an answer without them.)
+IMAGE_SIZE = "square"
 PROMPT_TEMPLATE = "Product photo of {description}, {style}. Clean composition, photorealistic."
 #: A typo in a catalogue filter must not spend thousands of credits: 4 credits per image.
 MAX_CREDITS = 4 * 500
@@ -67,7 +78,6 @@ PUBLISHED_IMAGES = Asset(name="rivya_catalogue_published", uri=f"file://{PUBLISH
     max_active_runs=1,
     tags=["rivya", "example", "human-in-the-loop"],
     doc_md=__doc__,
-    params={"image_size": Param("square", type="string")},
 )
 def example_rivya_catalogue_review() -> None:
     @task
@@ -83,7 +93,7 @@ def example_rivya_catalogue_review() -> None:
     generate = RivyaBatchGenerateImagesOperator(
         task_id="generate",
         items=items,
-        image_size="{{ params.image_size }}",
+        image_size=IMAGE_SIZE,
         output_path=CANDIDATES,
         output_url=CANDIDATES_URL,
         skip_unchanged=True,
@@ -139,7 +149,8 @@ def example_rivya_catalogue_review() -> None:
 
     @task(trigger_rule="none_failed", outlets=[PUBLISHED_IMAGES], multiple_outputs=False)
     def publish(state: dict[str, Any], outlet_events: Any = None) -> dict[str, Any]:
-        """Copy the approved images (as stored now) to the published folder."""
+        """Copy the approved images (as stored now) to the published folder; an approved key
+        with no stored image (its generation failed, its file vanished) is listed as missing."""
         import shutil
 
         from airflow.sdk import ObjectStoragePath
@@ -147,14 +158,18 @@ def example_rivya_catalogue_review() -> None:
         by_key = _index()
         target_dir = ObjectStoragePath(_uri(PUBLISHED))
         target_dir.mkdir(parents=True, exist_ok=True)
-        published = []
+        published, missing = [], []
         for key in state["approved"]:
-            for image in by_key[key]["images"]:
+            line = by_key.get(key) or {}
+            if line.get("status") != "succeeded" or not line.get("images"):
+                missing.append(key)
+                continue
+            for image in line["images"]:
                 source = ObjectStoragePath(_uri(image["path"]))
                 with source.open("rb") as src, (target_dir / source.name).open("wb") as dst:
                     shutil.copyfileobj(src, dst)
             published.append(key)
-        extra = {"published": published, "rejected": state["rejected"]}
+        extra = {"published": published, "rejected": state["rejected"], "missing": missing}
         outlet_events[PUBLISHED_IMAGES].extra = {"rivya": extra}
         return {"folder": PUBLISHED, **extra}
 
@@ -189,7 +204,7 @@ def example_rivya_catalogue_review() -> None:
                 only_keys=state["pending"],  # [] skips the task: nothing was rejected
                 regenerate=True,
                 skip_unchanged=True,
-                image_size="{{ params.image_size }}",
+                image_size=IMAGE_SIZE,
                 output_path=CANDIDATES,
                 output_url=CANDIDATES_URL,
                 deferrable=True,

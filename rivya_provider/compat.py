@@ -18,6 +18,8 @@ imports these names and never checks a version itself.
 - :func:`prepare_dag_test`: ``dag.test()`` stores the DAG's serialized form itself from 3.2 on;
   on 3.1 it fails with "the dag is not serialized" unless something (``airflow dags test``, or
   this function) has synced the DAG file to the metadata DB first.
+- :func:`hitl_response_timeout`: ``HITLOperator`` takes ``response_timeout`` from standard
+  provider 1.9 (Airflow 3.2); the 3.1 provider reads ``execution_timeout`` instead.
 - :func:`task_state_store`: the per-task-instance store of Airflow 3.3+, or ``None`` before it.
   Without it a retry still reattaches to its generation, through the idempotent replay of the
   same ``Idempotency-Key`` (one extra POST that the API answers without charging).
@@ -29,6 +31,7 @@ import asyncio
 import inspect
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, Connection
@@ -59,6 +62,7 @@ __all__ = [
     "dag_bag",
     "default_deferrable",
     "get_connection",
+    "hitl_response_timeout",
     "prepare_dag_test",
     "task_state_store",
 ]
@@ -86,6 +90,15 @@ async def aget_connection(conn_id: str) -> Connection:
 def default_deferrable() -> bool:
     """``[operators] default_deferrable`` (False when unset)."""
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
+
+
+def hitl_response_timeout(limit: timedelta) -> dict[str, timedelta]:
+    """How long a human-in-the-loop task may wait, as this Airflow's ``HITLOperator`` takes it."""
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    if "response_timeout" in inspect.signature(HITLOperator).parameters:
+        return {"response_timeout": limit}
+    return {"execution_timeout": limit}
 
 
 def task_state_store(context: Context | Mapping[str, Any]) -> Any:

@@ -1,9 +1,9 @@
 """Review a batch with Airflow's human-in-the-loop operators: the options, the body, the answer.
 
 A batch's images are reviewed by key. The reviewer ticks ``Reject <key>`` for each image to make
-again (``HITLOperator(..., multiple=True)``), or ``Approve all`` / ``Reject all``; the rejected
-keys go to the batch operator as ``only_keys=..., regenerate=True``, which pays for those again
-and for nothing else. These functions build the options and the Markdown body (a grid of
+again (``HITLOperator(..., multiple=True)``), or ``Approve all`` / ``Reject every image``; the
+rejected keys go to the batch operator as ``only_keys=..., regenerate=True``, which pays for those
+again and for nothing else. These functions build the options and the Markdown body (a grid of
 thumbnails) and read the answer; text in, text out, no I/O. Used by
 ``dags_examples/example_rivya_catalogue_review.py``; made to be dropped into any DAG.
 
@@ -37,7 +37,8 @@ __all__ = [
 ]
 
 APPROVE_ALL = "Approve all"
-REJECT_ALL = "Reject all"
+#: Not ``Reject all``: that is also ``Reject <key>`` for a key ``all``.
+REJECT_ALL = "Reject every image"
 REJECT_PREFIX = "Reject "
 #: Thumbnails shown in one review body; past that, the body links the contact sheet for the
 #: rest (every key stays an option). README "Reviewing a batch" gives what was measured.
@@ -50,15 +51,25 @@ _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
 
 def review_options(keys: Sequence[str]) -> list[str]:
-    """``Approve all``, ``Reject all``, then ``Reject <key>`` for each key, in order."""
-    return [APPROVE_ALL, REJECT_ALL, *(REJECT_PREFIX + key for key in keys)]
+    """``Approve all``, ``Reject every image``, then ``Reject <key>`` for each key, in order.
+
+    :raises ValueError: naming a key whose option would be another option (a repeated key, or a
+        key like ``every image``): one tick must never stand for two answers.
+    """
+    options = [APPROVE_ALL, REJECT_ALL]
+    for key in keys:
+        option = REJECT_PREFIX + key
+        if option in options:
+            raise ValueError(f"keys: {key!r} gives the option {option!r} twice")
+        options.append(option)
+    return options
 
 
 def rejected_keys(chosen_options: Sequence[str], keys: Sequence[str]) -> list[str]:
     """The keys a reviewer rejected, in the order of ``keys``.
 
-    ``Reject all`` rejects every key. ``Reject <key>`` rejects that key, also when ``Approve all``
-    was ticked with it: an image ticked as rejected is never published.
+    ``Reject every image`` rejects every key. ``Reject <key>`` rejects that key, also when
+    ``Approve all`` was ticked with it: an image ticked as rejected is never published.
 
     :raises ValueError: for an option that is not one of ``review_options(keys)``, or no option.
     """
@@ -114,7 +125,11 @@ def review_body(
             "",
         ]
     rest = len(lines) - len(shown)
-    sheet = f"[the contact sheet](<{contact_sheet_url}>)" if contact_sheet_url else ""
+    sheet = (
+        f"[the contact sheet](<{quote(contact_sheet_url, safe=_URL_SAFE)}>)"
+        if contact_sheet_url
+        else ""
+    )
     if rest > 0:
         where = sheet or "the contact sheet (`index.html` in the batch's folder)"
         parts.append(f"{rest} more not shown here: see {where}. Each key is an option below.")
@@ -124,21 +139,19 @@ def review_body(
 
 
 def response_timeout_kwargs(limit: timedelta) -> dict[str, timedelta]:
-    """How long a review may wait, as ``HITLOperator`` takes it: ``response_timeout`` from Airflow
-    3.2 (standard provider 1.9+); Airflow 3.1's provider reads ``execution_timeout`` instead."""
-    import inspect
+    """How long a review may wait, as this Airflow's ``HITLOperator`` takes it
+    (``compat.hitl_response_timeout``)."""
+    from rivya_provider.compat import hitl_response_timeout
 
-    from airflow.providers.standard.operators.hitl import HITLOperator
-
-    if "response_timeout" in inspect.signature(HITLOperator).parameters:
-        return {"response_timeout": limit}
-    return {"execution_timeout": limit}
+    return hitl_response_timeout(limit)
 
 
 def _cell(line: Mapping[str, Any], image_url: Callable[[Mapping[str, Any]], str | None]) -> str:
     url = image_url(line) if line.get("status") == "succeeded" else None
     if not url:
         return f"no image ({_markdown_text(str(line.get('status')))})"
+    if not url.startswith(("https://", "http://")):  # the UI blanks any other image anyway
+        return "no image (not served over http(s))"
     alt = _markdown_text(str(line.get("key")))
     # Percent-encode what could close the link (``>``) or split the table cell (``|``).
     return f"![{alt}](<{quote(url, safe=_URL_SAFE)}>)"
@@ -147,4 +160,5 @@ def _cell(line: Mapping[str, Any], image_url: Callable[[Mapping[str, Any]], str 
 def _markdown_text(text: str) -> str:
     """``text`` shown literally in a Markdown table cell (no emphasis, link or cell break)."""
     special = "\\`*_{}[]()<>#+-.!|~"
-    return "".join("\\" + char if char in special else char for char in text).replace("\n", " ")
+    escaped = "".join("\\" + char if char in special else char for char in text)
+    return " ".join(escaped.splitlines())

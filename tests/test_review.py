@@ -28,8 +28,8 @@ def _url(line: dict[str, Any]) -> str:
 
 def test_options_offer_approve_all_reject_all_and_one_reject_per_key() -> None:
     assert review_options(KEYS) == [
-        APPROVE_ALL,
-        REJECT_ALL,
+        "Approve all",
+        "Reject every image",
         "Reject MUG-01",
         "Reject LAMP_02",
         "Reject BAG-03",
@@ -99,3 +99,36 @@ def test_past_the_limit_the_body_links_the_contact_sheet_for_the_rest() -> None:
 def test_a_url_cannot_close_the_image_or_break_the_cell() -> None:
     body = review_body([_line("K")], lambda _: "http://x.test/a b>c|d.png", heading="h")
     assert "![K](<http://x.test/a%20b%3Ec%7Cd.png>)" in body
+
+
+def test_a_key_named_all_is_just_a_key() -> None:
+    """``Reject all`` would be both "every key" and "the key all": the all-option says "every
+    image" (no key has a space), and a key ``all`` is rejected alone."""
+    assert rejected_keys(["Reject all"], ["all", "B"]) == ["all"]
+    assert rejected_keys([REJECT_ALL], ["all", "B"]) == ["all", "B"]
+
+
+@pytest.mark.parametrize("keys", [["A", "A"], ["every image"]], ids=["repeated", "collides"])
+def test_keys_that_would_repeat_an_option_are_refused(keys: list[str]) -> None:
+    with pytest.raises(ValueError, match=r"keys: .* gives the option .* twice"):
+        review_options(keys)
+
+
+def test_a_hostile_key_stays_text_in_its_cell() -> None:
+    """A key cannot add a cell, a link, an image or a line to the body."""
+    key = "a|b](http://x.test)![i](http://y.test)\r\nnext"
+    body = review_body([_line(key, status="failed")], _url, heading="h")
+    header = body.split("\n\n")[1].splitlines()[0]
+    assert header == ("| a\\|b\\]\\(http://x\\.test\\)\\!\\[i\\]\\(http://y\\.test\\) next |")
+    assert body.count("\n") == len(body.splitlines())  # no stray carriage return
+
+
+def test_only_http_images_are_shown() -> None:
+    body = review_body([_line("K")], lambda _: "javascript:alert(1)", heading="h")
+    assert "no image (not served over http(s))" in body
+    assert "javascript" not in body
+
+
+def test_the_contact_sheet_link_cannot_be_closed_early() -> None:
+    body = review_body([_line("K")], _url, heading="h", contact_sheet_url="http://x.test/a>b")
+    assert "[the contact sheet](<http://x.test/a%3Eb>)" in body

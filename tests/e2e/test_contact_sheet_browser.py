@@ -39,6 +39,18 @@ def _tiles(page: Any) -> list[dict[str, Any]]:
     )
 
 
+def _wait_until_images_complete(page: Any, timeout: float = 20.0) -> None:
+    """Poll from here, not with ``page.wait_for_function``: when its predicate is not true at
+    once, Playwright re-evaluates it with ``eval``, which the sheet's Content-Security-Policy
+    forbids (seen under load in CI: "EvalError ... 'unsafe-eval' is not an allowed source")."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate("[...document.images].every(i => i.complete)"):
+        assert time.monotonic() < deadline, "the sheet's images never finished loading"
+        time.sleep(0.1)
+
+
 def test_the_contact_sheet_shows_every_item_and_runs_no_script(
     rivya_airflow_conn: Any, tmp_path: Path, chromium: Path
 ) -> None:
@@ -62,7 +74,7 @@ def test_the_contact_sheet_shows_every_item_and_runs_no_script(
             page = browser.new_page(viewport={"width": 1280, "height": 3000})
             page.goto(sheet.as_uri())
             page.wait_for_load_state("load")
-            page.wait_for_function("[...document.images].every(i => i.complete)", timeout=20_000)
+            _wait_until_images_complete(page)
             tiles = _tiles(page)
             page.screenshot(path=str(ARTIFACTS / "contact_sheet.png"), full_page=True)
             flags = page.evaluate("[window.rivyaScriptRan, window.rivyaHandlerRan]")

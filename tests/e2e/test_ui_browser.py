@@ -160,7 +160,9 @@ def test_the_provider_in_airflows_ui(
                 page = browser.new_page(viewport={"width": 1400, "height": 1100})
                 _check_connection_form(page, base, emulator)
                 _check_extra_link(page, base, runs[GENERATE], recorded)
-                _check_catalogue_review(page, base, api, runs[REVIEW], served_at, remaining)
+                _check_catalogue_review(
+                    page, base, api, emulator, runs[REVIEW], served_at, remaining
+                )
                 procs.kill_now("emulator")  # every signed result URL dies with it
                 _check_approval_page(page, base, runs[APPROVAL], served_at)
                 browser.close()
@@ -259,7 +261,13 @@ def _review_states(api: httpx.Client, run_id: str) -> dict[tuple[str, int], str]
 
 
 def _check_catalogue_review(
-    page: Any, base: str, api: httpx.Client, run_id: str, served_at: str, remaining: Any
+    page: Any,
+    base: str,
+    api: httpx.Client,
+    emulator: str,
+    run_id: str,
+    served_at: str,
+    remaining: Any,
 ) -> None:
     """The first review in the page: 12 thumbnails load; two rejects and a note, answered from
     the page, regenerate exactly those two; the second review lists only them."""
@@ -279,10 +287,19 @@ def _check_catalogue_review(
         timeout=20_000,
     )
     shown = thumbnails.evaluate_all(
-        "all => all.map(i => [i.alt, i.src, i.naturalWidth, i.getBoundingClientRect().width])"
+        "all => all.map(i => { const r = i.getBoundingClientRect();"
+        " return [i.alt, i.src, i.naturalWidth, r.width, Math.round(r.top), r.right]; })"
     )
+    page_width = page.evaluate("document.documentElement.clientWidth")
     assert sorted(alt for alt, *_ in shown) == REVIEW_PRODUCTS
-    for alt, src, natural_width, width in shown:
+    # A grid of 3 per row (the body's tables), all inside the window: none cut off on the right.
+    rows = [
+        sorted(alt for alt, *_, top, _ in shown if top == row)
+        for row in sorted({t[4] for t in shown})
+    ]
+    assert rows == [REVIEW_PRODUCTS[i : i + 3] for i in range(0, 12, 3)], rows
+    for alt, src, natural_width, width, _, right in shown:
+        assert right <= page_width, (alt, right, page_width)
         # The stored copy, its address versioned by content (a regenerated image is new).
         assert src.startswith(f"{served_at}/catalogue_review/candidates/{alt}_0.png?v="), src
         assert natural_width > 0
@@ -326,3 +343,8 @@ def _check_catalogue_review(
     )
     assert sorted(first["chosen_options"]) == [f"Reject {key}" for key in REVIEW_REJECTS]
     assert first["params_input"] == {"note": REVIEW_NOTE}
+    generations = httpx.get(f"{emulator}/_emulator/generations", timeout=10).json()
+    noted = sorted(
+        g["prompt"].split("product ")[1][:6] for g in generations if REVIEW_NOTE in g["prompt"]
+    )
+    assert noted == REVIEW_REJECTS  # the note went into exactly the rejected prompts
