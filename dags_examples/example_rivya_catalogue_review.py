@@ -68,6 +68,18 @@ PROMPT_TEMPLATE = "Product photo of {description}, {style}. Clean composition, p
 #: A typo in a catalogue filter must not spend thousands of credits: 4 credits per image.
 MAX_CREDITS = 4 * 500
 
+#: What the first batch and every regeneration share: one folder, reuse, the guardrails.
+BATCH: dict[str, Any] = {
+    "image_size": IMAGE_SIZE,
+    "output_path": CANDIDATES,
+    "output_url": CANDIDATES_URL,
+    "skip_unchanged": True,
+    "deferrable": True,
+    "max_credits": MAX_CREDITS,
+    "pool": POOL,
+    "pool_slots": 8,
+}
+
 PUBLISHED_IMAGES = Asset(name="rivya_catalogue_published", uri=f"file://{PUBLISHED}")
 
 
@@ -90,18 +102,7 @@ def example_rivya_catalogue_review() -> None:
         return [{"key": p["sku"], "prompt": PROMPT_TEMPLATE.format(**p)} for p in products]
 
     items = catalogue_items()
-    generate = RivyaBatchGenerateImagesOperator(
-        task_id="generate",
-        items=items,
-        image_size=IMAGE_SIZE,
-        output_path=CANDIDATES,
-        output_url=CANDIDATES_URL,
-        skip_unchanged=True,
-        deferrable=True,
-        max_credits=MAX_CREDITS,
-        pool=POOL,
-        pool_slots=8,
-    )
+    generate = RivyaBatchGenerateImagesOperator(task_id="generate", items=items, **BATCH)
 
     @task(trigger_rule="none_failed")
     def review_request(state: dict[str, Any], round_number: int) -> list[dict[str, Any]]:
@@ -203,14 +204,7 @@ def example_rivya_catalogue_review() -> None:
                 items=state["items"],
                 only_keys=state["pending"],  # [] skips the task: nothing was rejected
                 regenerate=True,
-                skip_unchanged=True,
-                image_size=IMAGE_SIZE,
-                output_path=CANDIDATES,
-                output_url=CANDIDATES_URL,
-                deferrable=True,
-                max_credits=MAX_CREDITS,
-                pool=POOL,
-                pool_slots=8,
+                **BATCH,
             )
     publish(state)
 
