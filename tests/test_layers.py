@@ -107,7 +107,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "rivya_provider.testing",
         "rivya_provider.emulator",
     ),
-    # The review helpers: text in, text out, below the operators (Airflow only for HITL's kwargs).
+    # The review helpers: text in, text out, below the operators (compat for HITL's timeout).
     "review.py": (
         "rivya_provider.api",
         "rivya_provider.operators",
